@@ -1,0 +1,23 @@
+import os, sys, subprocess
+from pathlib import Path
+import pytest, torch
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+torch.set_num_threads(1)
+
+# a tiny but real configuration: 8 steps per epoch on the bundled mnist5k digits
+TINY = dict(dataset='mnist5k', epochs=3, batch_size=500, threads=1)
+
+def run(cmd, timeout=600, **kw):
+    "Run a command with the test environment; returns CompletedProcess (text)."
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
+
+@pytest.fixture(scope='session')
+def tiny_done(tmp_path_factory):
+    "An uninterrupted TINY run, shared by the tests that compare against it."
+    from hit_nb.train import train
+    out = tmp_path_factory.mktemp('ref') / 'run'
+    m = train(progress=False, out_dir=out, **TINY)
+    return out, m
