@@ -22,7 +22,7 @@ def assert_same_run(a, b):
 
 def test_complete_run_directory(tiny_done):
     out, m = tiny_done
-    assert {p.name for p in out.iterdir()} == {'DONE', 'checkpoint.pt', 'config.json', 'metrics.json', 'samples.png', 'reconstructions.png'}
+    assert {p.name for p in out.iterdir()} == {'.lock', 'DONE', 'checkpoint.pt', 'config.json', 'metrics.json', 'samples.png', 'reconstructions.png'}
     assert m['status'] == 'done' and [h['epoch'] for h in m['history']] == [1, 2, 3]
     for k in ('loss', 'distortion', 'rate_z2', 'rate_z1'): assert all(math.isfinite(h[k]) for h in m['history'])
     for k in ('rate_z2', 'rate_z1', 'rate', 'distortion', 'psnr', 'n_params', 'train_seconds'): assert k in m
