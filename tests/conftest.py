@@ -11,7 +11,8 @@ TINY = dict(dataset='mnist5k', epochs=3, batch_size=500, threads=1)
 
 def run(cmd, timeout=600, **kw):
     "Run a command with the test environment; returns CompletedProcess (text)."
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
+    env = {k: v for k, v in os.environ.items() if k != 'MPLBACKEND'}      # kernels must draw inline figures
+    env.update(OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
 
 @pytest.fixture(scope='session')
