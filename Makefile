@@ -29,13 +29,13 @@ demo: $(STAMP)
 test: $(STAMP) nbtest pytest
 
 nbtest: $(STAMP)
-	$(BIN)/nbdev_test --n_workers 2 --skip_file_re $(NB_SKIP)
+	$(BIN)/nbdev_test --n_workers 2 --skip_file_re $(NB_SKIP) --skip_folder_re '^figures$$'
 
 pytest: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/pytest -q tests
 
 test-slow: $(STAMP)
-	$(BIN)/nbdev_test --n_workers 2 --flags slow --skip_file_re $(NB_SKIP)
+	$(BIN)/nbdev_test --n_workers 2 --flags slow --skip_file_re $(NB_SKIP) --skip_folder_re '^figures$$'
 
 export: $(STAMP)
 	$(BIN)/nbdev_export
