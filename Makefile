@@ -6,12 +6,29 @@ STAMP   = $(VENV)/.installed
 # papermill notebooks run with parameters by tests/ and by the targets below, not by nbdev_test
 NB_SKIP = '^(train|train_classifier|evaluate)\.ipynb$$'
 
-.PHONY: help venv demo test test-slow nbtest pytest export check-sync clean-nbs bench
+.PHONY: help venv demo figures sweep test test-slow nbtest pytest export check-sync clean-nbs bench bench-sweep
+
+# the demo: the paper's pipeline offline on the bundled digits, sized for a 2-core CPU (<= 15 minutes)
+DEMO         ?= runs/demo
+DEMO_EPOCHS  ?= 6
+DEMO_SAMPLES ?= 2000
+# make figures: which results table(s), where the figures go, a file-name prefix (e.g. svhn_ghvae_)
+RESULTS ?= $(DEMO)/sweep/results.csv
+TARGETS ?= $(DEMO)/targets/results.csv
+FIGDIR  ?= figures
+PREFIX  ?=
+# make sweep: a named grid at paper scale on every local GPU (GRID=paper: 441 runs, ~2 GPU-hours each)
+GRID    ?= paper
+DATASET ?= svhn
+MODEL   ?= ghvae
+ROOT    ?=
 
 help:
 	@echo "make demo   - train a two-layer HVAE on the bundled offline digits (creates .venv on first use)"
 	@echo "make test   - library notebook tests (nbdev_test) + integration tests (pytest)"
 	@echo "make bench  - training-step speed benchmark against a reference-style step"
+	@echo "make sweep GRID=paper DATASET=svhn MODEL=ghvae - train + evaluate a beta grid (hit_sweep; GPUs used when present)"
+	@echo "make bench-sweep - sweep throughput (runs/hour) against sequential training in one process"
 
 $(STAMP): setup.py settings.ini constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +39,21 @@ $(STAMP): setup.py settings.ini constraints.txt
 venv: $(STAMP)
 
 demo: $(STAMP)
-	mkdir -p runs/demo
-	$(BIN)/papermill nbs/train.ipynb runs/demo/train.ipynb -p out_dir runs/demo/mnist5k-ghvae-b2_1-b1_1
-	@echo "run directory: runs/demo/mnist5k-ghvae-b2_1-b1_1 ; executed notebook: runs/demo/train.ipynb"
+	@start=$$(date +%s); \
+	OMP_NUM_THREADS=1 $(BIN)/hit_sweep --grid demo --dataset mnist5k --model ghvae --sweep_dir $(DEMO)/sweep \
+	    --epochs $(DEMO_EPOCHS) --n_samples $(DEMO_SAMPLES) --workers 2 --threads 1 && \
+	OMP_NUM_THREADS=1 $(BIN)/hit_target_sweep --targets 2,5x5,15 --dataset mnist5k --sweep_dir $(DEMO)/targets \
+	    --n_samples $(DEMO_SAMPLES) --workers 2 --threads 1 && \
+	$(MAKE) --no-print-directory figures RESULTS=$(DEMO)/sweep/results.csv TARGETS=$(DEMO)/targets/results.csv && \
+	echo "demo done in $$(( $$(date +%s) - start )) s: runs in $(DEMO)/, figures in $(FIGDIR)/"
+
+figures: $(STAMP)
+	$(BIN)/python -c "from hit_nb.plots import render_all; render_all('$(RESULTS)', '$(FIGDIR)', prefix='$(PREFIX)', workers=2)"
+	@if [ -f "$(TARGETS)" ]; then mkdir -p $(FIGDIR)/notebooks && $(BIN)/papermill --no-progress-bar nbs/figures/rate_targets.ipynb \
+	    $(FIGDIR)/notebooks/$(PREFIX)rate_targets.ipynb -p results $(TARGETS) -p grid_results $(RESULTS) -p outdir $(FIGDIR) -p prefix '$(PREFIX)'; fi
+
+sweep: $(STAMP)
+	$(BIN)/hit_sweep --grid $(GRID) --dataset $(DATASET) --model $(MODEL) --gpus auto $(if $(ROOT),--root $(ROOT),)
 
 test: $(STAMP) nbtest pytest
 
@@ -49,3 +78,7 @@ clean-nbs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_step.py
+
+# sweep throughput: run_sweep (2 workers x 1 thread, papermill) against sequential training in one process (bench/throughput.py)
+bench-sweep: $(STAMP)
+	env -u OMP_NUM_THREADS $(BIN)/python bench/throughput.py

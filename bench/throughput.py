@@ -1,0 +1,94 @@
+#!/usr/bin/env python
+"""Benchmark (not a test): runs per hour of a β-grid sweep, `hit_nb.sweep.run_sweep` against the reference's way.
+
+- **sweep**: `run_sweep` on a Dask LocalCluster of 2 worker processes x 1 torch thread; every run is trained and evaluated
+  through papermill (`nbs/train.ipynb`, `nbs/evaluate.ipynb`), two runs at a time.
+- **sequential**: the same runs one after another in this one process with torch's default number of threads, calling
+  `train` and `evaluate_run` directly (no papermill, no kernel start-up, no notebook plots) — how the reference works.
+
+Both train and evaluate exactly the same configurations (the IS classifier is trained once beforehand, not timed).
+Prints the wall time and runs/hour of each mode and their ratio, and where a sweep run's time goes (training, evaluation,
+and the papermill/kernel/notebook overhead, read from the executed notebooks' papermill metadata).
+
+    python bench/throughput.py              # the demo 5x5 grid, 2 epochs per run (about 10 minutes on 2 cores)
+    python bench/throughput.py --quick      # the tiny 2x2 grid (about 2-3 minutes)
+    python bench/throughput.py --grid tiny --epochs 10   # longer runs: the papermill overhead matters less
+
+Run it without OMP_NUM_THREADS set, so that the sequential mode gets torch's default threads (all cores).
+"""
+import argparse, json, os, statistics, sys, tempfile, time
+from pathlib import Path
+
+import torch
+
+try: import hit_nb
+except ImportError: sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hit_nb.sweep import grid_points, run_sweep, results_table
+from hit_nb.train import train
+from hit_nb.evaluate import evaluate_run
+from hit_nb.classifiers import train_classifier
+
+def cell_seconds(nb_path, needle):
+    "Seconds papermill recorded for the first cell whose source contains `needle`, and for the whole notebook."
+    nb = json.loads(Path(nb_path).read_text())
+    cell = next((c for c in nb['cells'] if needle in ''.join(c['source'])), None)
+    return (cell['metadata'].get('papermill', {}).get('duration') or 0.) if cell else 0., nb['metadata']['papermill']['duration'] or 0.
+
+def load():
+    return '/'.join(f'{x:.1f}' for x in os.getloadavg())
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--grid', default='demo', help="grid name (default demo = 5x5)")
+    ap.add_argument('--quick', action='store_true', help="the tiny 2x2 grid")
+    ap.add_argument('--epochs', type=int, default=2, help="epochs per run (default 2)")
+    ap.add_argument('--batch_size', type=int, default=None, help="batch size (default: the mnist5k preset, 128)")
+    ap.add_argument('--n_samples', type=int, default=1000, help="Inception Score samples per evaluation (default 1000)")
+    ap.add_argument('--workers', type=int, default=2, help="sweep workers (1 thread each)")
+    ap.add_argument('--out', default=None, help="folder for the runs (default: a temporary folder)")
+    a = ap.parse_args()
+    grid = 'tiny' if a.quick else a.grid
+    out = Path(a.out or tempfile.mkdtemp(prefix='hit_bench_'))
+    tp = dict(epochs=a.epochs, **({'batch_size': a.batch_size} if a.batch_size else {}))
+    seq_pts = grid_points(grid, 'mnist5k', 'ghvae', sweep_dir=out/'sequential', **tp)
+    sw_pts = grid_points(grid, 'mnist5k', 'ghvae', sweep_dir=out/'sweep', **tp)
+    n = len(seq_pts)
+    print(f"grid {grid}: {n} runs of mnist5k GHVAE, {a.epochs} epochs, IS on {a.n_samples} samples; {os.cpu_count()} cores; "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; torch default threads {torch.get_num_threads()}; folder {out}")
+    clf = out/'mnist5k_classifier.pt'
+    if not clf.exists(): train_classifier('mnist5k', out=clf, progress=False)
+
+    print(f'sequential (one process, torch default threads = {torch.get_num_threads()}, no papermill); load {load()}', flush=True)
+    t0, seq_train, seq_eval = time.perf_counter(), [], []
+    for i, p in enumerate(seq_pts):
+        m = train(progress=False, **p)
+        t1 = time.perf_counter()
+        evaluate_run(p['out_dir'], classifier=clf, n_samples=a.n_samples, progress=False)
+        seq_eval.append(time.perf_counter() - t1); seq_train.append(m['train_seconds'])
+        print(f'  {i + 1}/{n} {Path(p["out_dir"]).name}: train {m["train_seconds"]:.1f} s, evaluate {seq_eval[-1]:.1f} s', flush=True)
+    seq_wall = time.perf_counter() - t0
+
+    print(f'sweep (run_sweep: {a.workers} Dask workers x 1 thread, papermill); load {load()}', flush=True)
+    t0 = time.perf_counter()
+    df = run_sweep(sw_pts, out/'sweep', n_workers=a.workers, threads_per_worker=1, classifier=clf, eval_params=dict(n_samples=a.n_samples))
+    sw_wall = time.perf_counter() - t0
+    assert (df.status == 'done').all(), df[['run_dir', 'status', 'reason']]
+    tr_nb, ev_cell, ev_nb = [], [], []
+    for r in df.run_dir:
+        _, d = cell_seconds(out/'sweep'/r/'train.ipynb', 'metrics = train('); tr_nb.append(d)
+        c, d = cell_seconds(out/'sweep'/r/'evaluate.ipynb', 'evaluate_run('); ev_cell.append(c); ev_nb.append(d)
+    sw_train = df.train_seconds.tolist()
+    print(f'done; load {load()}')
+
+    mean = statistics.mean
+    print(f"\n{'mode':<44} {'wall s':>8} {'runs/hour':>10}")
+    print(f"{'sequential, 1 process, ' + str(torch.get_num_threads()) + ' torch threads':<44} {seq_wall:8.1f} {3600 * n / seq_wall:10.1f}")
+    print(f"{'run_sweep, ' + str(a.workers) + ' workers x 1 thread, papermill':<44} {sw_wall:8.1f} {3600 * n / sw_wall:10.1f}")
+    print(f"ratio (sweep / sequential runs per hour): {seq_wall / sw_wall:.2f}x   (goal >= 2x)")
+    over = [t + e - s - c for t, e, s, c in zip(tr_nb, ev_nb, sw_train, ev_cell)]
+    print(f"\nper run, mean seconds         training   evaluation   papermill + kernel + imports + plots")
+    print(f"  sequential                   {mean(seq_train):8.1f}   {mean(seq_eval):10.1f}   {0:8.1f}")
+    print(f"  sweep (inside notebooks)     {mean(sw_train):8.1f}   {mean(ev_cell):10.1f}   {mean(over):8.1f}  (+ ~1-2 s papermill process start)")
+    print(f"  sweep wall per run per worker: {a.workers * sw_wall / n:.1f} s")
+
+if __name__ == '__main__': main()

@@ -1,0 +1,211 @@
+"Integration tests of β-grid sweeps: an uninterrupted sweep, the driver killed, a worker killed, failure isolation, timeouts, bad input."
+import io, json, os, re, signal, subprocess, sys, threading, time
+from pathlib import Path
+import pandas as pd, psutil, pytest, torch
+from hit_nb.sweep import grid_points, run_sweep, results_table, run_status, table1
+from hit_nb.classifiers import train_classifier
+from conftest import BIN, run
+
+TINY = dict(epochs=2, batch_size=500)          # 8 steps per epoch on mnist5k
+EVAL = dict(n_samples=500)
+TIMING = ['run_dir', 'train_seconds']           # the only columns that may differ between two sweeps of the same grid
+METRICS = ['rate_z2', 'rate_z1', 'rate', 'distortion', 'psnr', 'is', 'is_std', 'is_diversity', 'is_sharpness', 'mi_z2', 'mi_z1',
+           *[f'acc_{p}_{l}' for p in ('logreg', 'linsvm', 'rbfsvm', 'knn') for l in ('mu2', 'mu1')], 'acc_bound_z2', 'acc_bound_rate_z2',
+           'label_entropy', 'classifier_accuracy', 'n_params', 'train_seconds']
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
+
+@pytest.fixture(scope='module')
+def clf(tmp_path_factory):
+    path = tmp_path_factory.mktemp('clf') / 'mnist5k.pt'
+    train_classifier('mnist5k', out=path, epochs=1, progress=False)
+    return path
+
+def points(sweep_dir, grid='tiny', **kw): return grid_points(grid, 'mnist5k', 'ghvae', sweep_dir=sweep_dir, **{**TINY, **kw})
+
+def sweep(sweep_dir, clf, pts=None, **kw):
+    return run_sweep(pts or points(sweep_dir), sweep_dir, n_workers=2, classifier=clf, eval_params=EVAL, progress=False, **kw)
+
+def csv(sweep_dir): return pd.read_csv(Path(sweep_dir)/'results.csv')
+
+def assert_same_results(a, b):
+    "Every deterministic column equal, exactly (both tables read from results.csv)."
+    a, b = (x.drop(columns=TIMING).reset_index(drop=True) for x in (a, b))
+    for x in (a, b): x['reason'] = x['reason'].astype(object).where(x['reason'].notna(), None)   # all-empty: float or str dtype
+    pd.testing.assert_frame_equal(a, b, check_exact=True, check_dtype=False)   # values bit for bit; a NaN row elsewhere turns ints to floats
+
+def assert_clean(run_dir, killed=False):
+    "No half-written file under a real name: every notebook and JSON file parses, the checkpoint loads; hidden debris only right after a kill."
+    run_dir = Path(run_dir)
+    if not killed: assert not list(run_dir.glob('.*.partial.ipynb')) and not list(run_dir.glob('.*.tmp'))
+    for f in run_dir.iterdir():
+        if f.suffix in ('.json', '.ipynb') and not f.name.startswith('.'): json.loads(f.read_text())
+    if (run_dir/'checkpoint.pt').exists(): torch.load(run_dir/'checkpoint.pt', weights_only=True)
+
+def first_step(run_dir):
+    "The training step the (last) train.ipynb of a run started from, read off its progress bar: 0 for a fresh run, 8 after 1 epoch."
+    return int(re.search(r'(\d+)/16 \[', (Path(run_dir)/'train.ipynb').read_text()).group(1))
+
+def wait_gone(procs, timeout=30):
+    "Wait for processes to exit; kill and return the ones still alive after `timeout` s."
+    gone, alive = psutil.wait_procs(procs, timeout=timeout)
+    for p in alive:
+        try: p.kill()
+        except psutil.Error: pass
+    return alive
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory, clf):
+    "An uninterrupted 2 x 2 sweep: the results every interrupted sweep must end with."
+    d = tmp_path_factory.mktemp('ref') / 'sweep'
+    t0 = time.monotonic()
+    df = sweep(d, clf)
+    print(f'uninterrupted 2x2 sweep: {time.monotonic() - t0:.0f} s')
+    return d, df
+
+def test_uninterrupted_sweep(reference):
+    d, df = reference
+    assert df.status.tolist() == ['done'] * 4 and df.reason.isna().all()
+    assert sorted(zip(df.beta2, df.beta1)) == [(0.31622777, 0.31622777), (0.31622777, 3.16227766), (3.16227766, 0.31622777), (3.16227766, 3.16227766)]
+    for k in METRICS: assert k in df and df[k].notna().all(), k
+    assert (df.epochs == 2).all() and (df.seed == 2).all() and (df.dataset == 'mnist5k').all()
+    assert_same_results(csv(d), pd.read_csv(io.StringIO(df.to_csv(index=False))))   # results.csv is the returned table
+    pd.testing.assert_frame_equal(results_table(d), df)                   # and is rebuilt from the run directories alone
+    for r in df.run_dir:
+        assert (d/r/'train.ipynb').exists() and (d/r/'evaluate.ipynb').exists() and not (d/r/'failure.json').exists()
+        assert_clean(d/r)
+    t1 = pd.read_csv(d/'table1.csv', index_col=0)
+    assert t1.loc['mu2', 'rbfsvm'] == pytest.approx(100 * df.acc_rbfsvm_mu2.max(), abs=1e-9)
+    assert (d/'table1.md').read_text().startswith('| latent |')
+    # rate accounting sanity: a larger beta2 buys a smaller R(z2) at the same beta1
+    by = df.set_index(['beta2', 'beta1'])
+    assert by.loc[(3.16227766, 0.31622777), 'rate_z2'] < by.loc[(0.31622777, 0.31622777), 'rate_z2']
+
+def test_kill_driver_then_rerun(reference, clf, tmp_path):
+    "SIGKILL the hit_sweep driver (its pid only) after >= 1 run is DONE and before all are; its workers, papermills and kernels die with it; the same command finishes the grid with the same table."
+    d = tmp_path / 'sweep'
+    args = [str(BIN/'hit_sweep'), '--grid', 'tiny', '--sweep_dir', str(d), '--epochs', '2', '--batch_size', '500', '--n_samples', '500',
+            '--workers', '2', '--threads', '1', '--classifier', str(clf), '--quiet']
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    procs = []
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 400 and p.poll() is None:
+            done = [r for r in d.glob('*/DONE')]
+            if done: break
+            time.sleep(0.05)
+        procs = psutil.Process(p.pid).children(recursive=True)           # workers, papermills, kernels
+        p.send_signal(signal.SIGKILL); p.wait()
+        assert not wait_gone(procs), 'processes of the killed driver outlived it'
+        left = [q for q in psutil.process_iter(['cmdline']) if any(str(d) in a for a in (q.info['cmdline'] or []))]
+        assert not wait_gone(left, 10), 'a process started for the sweep outlived the driver'
+        status = [run_status(r)[0] for r in d.iterdir() if r.is_dir()]
+        assert 1 <= status.count('done') + status.count('trained') and status.count('done') < 4, status
+        partial = {r.name: 8 * torch.load(r/'checkpoint.pt', weights_only=True)['epoch'] for r in d.iterdir()
+                   if (r/'checkpoint.pt').exists() and not (r/'DONE').exists()}
+        print(f'driver killed with run states {sorted(status)}, partial runs at steps {partial}; {len(procs)} descendant processes')
+    finally:
+        if p.poll() is None: p.kill()
+        wait_gone(procs, 0)
+    for r in d.iterdir():
+        if r.is_dir(): assert_clean(r, killed=True)
+    t0 = time.monotonic()
+    r = run(args, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    print(f'rerun after the kill: {time.monotonic() - t0:.0f} s')
+    assert_same_results(csv(d), csv(reference[0]))
+    for name, step in partial.items(): assert first_step(d/name) == step, name      # the rerun resumed them from their checkpoints
+    for r in d.iterdir():
+        if r.is_dir(): assert_clean(r)                                    # the rerun removed the debris of the kill
+
+def chaos_points(d): return points(d, [(0.31622777, 0.31622777), (3.16227766, 3.16227766)]) + points(d, '1x1', lr=1000.)
+
+@pytest.fixture(scope='module')
+def chaos(reference, clf, tmp_path_factory):
+    "Two points of the 2 x 2 grid plus one that diverges (lr = 1000 gives a NaN loss in epoch 1 on mnist5k), with one worker SIGKILLed while it trains a run."
+    d = tmp_path_factory.mktemp('chaos') / 'sweep'
+    pts = chaos_points(d)
+    killed, stop = {}, threading.Event()
+    def killer():
+        me = psutil.Process()
+        while not stop.is_set() and not killed:
+            for proc in me.children(recursive=True):
+                try: cmd = proc.cmdline()
+                except psutil.Error: continue
+                if '-m' in cmd and 'papermill' in cmd and any(a.endswith('.train.partial.ipynb') for a in cmd):
+                    rd = Path(cmd[cmd.index('--cwd') + 1])
+                    if (rd/'checkpoint.pt').exists() and not (rd/'DONE').exists() and 'b2_1-b1_1' not in rd.name:
+                        worker = proc.parent()
+                        killed.update(run=rd, epoch=torch.load(rd/'checkpoint.pt', weights_only=True)['epoch'], worker=worker.cmdline(),
+                                      procs=[proc, *proc.children(recursive=True)])
+                        worker.send_signal(signal.SIGKILL)
+                        return
+            time.sleep(0.05)
+    th = threading.Thread(target=killer, daemon=True); th.start()
+    try: df = sweep(d, clf, pts)
+    finally: stop.set(); th.join()
+    return d, df, killed
+
+def test_kill_worker(chaos, reference):
+    d, df, killed = chaos
+    assert killed, 'no worker was killed: the runs finished too fast to catch one mid-training'
+    assert any('multiprocessing' in a or 'spawn_main' in a for a in killed['worker'])        # it was a Dask worker process
+    assert killed['epoch'] == 1
+    assert not wait_gone(killed['procs'], 10), "the killed worker's papermill or kernel outlived it"
+    grid, ref = csv(d), csv(reference[0])
+    grid, ref = grid[grid.run_dir.isin(ref.run_dir)][ref.columns], ref[ref.run_dir.isin(grid.run_dir)]   # the grid rows; the diverged point adds a column
+    assert len(grid) == 2
+    assert_same_results(grid, ref)                          # the killed run resumed and ended identical
+    assert_clean(killed['run'])
+    assert first_step(killed['run']) == 8                                  # the retried task resumed from the epoch-1 checkpoint
+    assert all(first_step(d/r) == 0 for r in grid.run_dir if d/r != killed['run'])
+
+def test_failure_isolation(chaos, clf):
+    d, df, _ = chaos
+    bad = df[df.run_dir.str.contains('b2_1-b1_1')]
+    assert len(bad) == 1 and bad.status.item() == 'diverged' and 'non-finite loss in epoch 1' in bad.reason.item()
+    assert (df.status == 'done').sum() == 2                                # the others completed
+    rd = d/bad.run_dir.item()
+    f = json.loads((rd/'failure.json').read_text())
+    assert f['status'] == 'diverged' and f['stage'] == 'train' and f['attempt'] == 1 and f['params']['lr'] == 1000.
+    assert (rd/'train.ipynb').exists() and 'RunDiverged' in (rd/'train.ipynb').read_text()   # the notebook records the error
+    before = {p.name: p.stat().st_mtime_ns for p in rd.iterdir()}
+    pts = chaos_points(d)
+    # rerun without retry_failed: nothing runs (no cluster is even started), the failure is kept as it is
+    t0 = time.monotonic()
+    again = run_sweep(pts, d, classifier=clf, eval_params=EVAL, progress=False)
+    assert time.monotonic() - t0 < 30
+    assert {p.name: p.stat().st_mtime_ns for p in rd.iterdir() if p.name != 'results.csv'} == before
+    assert again[again.run_dir == bad.run_dir.item()].status.item() == 'diverged'
+    # with retry_failed it is tried again (and diverges again: training on the CPU is deterministic)
+    again = sweep(d, clf, pts, retry_failed=True)
+    f2 = json.loads((rd/'failure.json').read_text())
+    assert f2['attempt'] == 2 and f2['status'] == 'diverged' and f2['time'] >= f['time']
+    assert (rd/'train.ipynb').stat().st_mtime_ns > before['train.ipynb']
+    assert (again.status == 'done').sum() == 2
+
+def test_timeout(clf, tmp_path):
+    "A run longer than the per-run timeout is killed (papermill and its kernel) and recorded as 'timeout', leaving no half file; the sweep goes on."
+    d = tmp_path / 'sweep'
+    pts = points(d, '1x1', epochs=500) + points(d, '0.5x0.5', lr=1000.)    # about 10 minutes, and a run that diverges within seconds
+    t0 = time.monotonic()
+    df = sweep(d, clf, pts, timeout=40)
+    wall = time.monotonic() - t0
+    st = dict(zip(df.run_dir, zip(df.status, df.reason)))
+    long_run, div_run = Path(pts[0]['out_dir']).name, Path(pts[1]['out_dir']).name
+    assert st[long_run][0] == 'timeout' and 'timeout=40' in st[long_run][1]
+    assert st[div_run][0] == 'diverged'                                   # the other point ran to its end meanwhile
+    assert 40 <= wall < 40 + 60, wall
+    rd = d/long_run
+    assert_clean(rd)
+    assert not (rd/'train.ipynb').exists() and not (rd/'DONE').exists()   # the half notebook was never under its real name
+    assert json.loads((rd/'failure.json').read_text())['stage'] == 'train'
+    left = [p for p in psutil.process_iter(['cmdline']) if any(str(rd) in a for a in (p.info['cmdline'] or []))]
+    assert not wait_gone(left, 10), 'a process of the timed-out run survived'
+
+def test_cli_bad_input(tmp_path):
+    "A bad grid value fails before anything runs, naming the parameter; exit code 2."
+    r = run([str(BIN/'hit_sweep'), '--grid', '0.1,-2x1', '--sweep_dir', str(tmp_path/'s'), '--quiet'])
+    assert r.returncode == 2 and 'beta2=-2.0' in r.stderr and 'Traceback' not in r.stderr
+    assert not (tmp_path/'s').exists()
+    r = run([sys.executable, '-m', 'hit_nb.sweep', '--grid', 'nope', '--sweep_dir', str(tmp_path/'s'), '--quiet'])
+    assert r.returncode == 2 and "grid='nope'" in r.stderr
