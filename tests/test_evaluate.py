@@ -31,7 +31,7 @@ def test_evaluate_adds_every_metric_and_is_seeded(run_copy, clf):
     evaluate_run(run_copy, classifier=clf, **FAST)
     assert (run_copy/'metrics.json').read_text() == first          # identical JSON on a second evaluation
     assert 1 <= m['is'] <= 10 and 1 <= m['is_diversity'] <= 10 and 0.1 <= m['is_sharpness'] <= 1
-    assert 0 <= m['mi_z2'] <= m['label_entropy'] + 1e-9
+    assert -0.01 <= m['mi_z2'] <= m['label_entropy'] + 1e-9     # a Monte-Carlo estimate: near 0 it can dip slightly below
     assert all(0 <= m[k] <= 1 for k in KEYS if k.startswith('acc_'))
     assert 0.1 <= m['acc_bound_z2'] <= 1 and abs(m['rate'] - m['rate_z2'] - m['rate_z1']) < 1e-9
     assert m['history'] and m['status'] == 'done'                   # training's keys are kept
