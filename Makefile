@@ -42,7 +42,7 @@ demo: $(STAMP)
 	@start=$$(date +%s); \
 	OMP_NUM_THREADS=1 $(BIN)/hit_sweep --grid demo --dataset mnist5k --model ghvae --sweep_dir $(DEMO)/sweep \
 	    --epochs $(DEMO_EPOCHS) --n_samples $(DEMO_SAMPLES) --workers 2 --threads 1 && \
-	OMP_NUM_THREADS=1 $(BIN)/hit_target_sweep --targets 2,5x5,15 --dataset mnist5k --sweep_dir $(DEMO)/targets \
+	OMP_NUM_THREADS=1 $(BIN)/hit_target_sweep --targets 2:5,5:15 --dataset mnist5k --sweep_dir $(DEMO)/targets \
 	    --n_samples $(DEMO_SAMPLES) --workers 2 --threads 1 && \
 	$(MAKE) --no-print-directory figures RESULTS=$(DEMO)/sweep/results.csv TARGETS=$(DEMO)/targets/results.csv && \
 	echo "demo done in $$(( $$(date +%s) - start )) s: runs in $(DEMO)/, figures in $(FIGDIR)/"
