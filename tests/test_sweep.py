@@ -81,7 +81,7 @@ def test_uninterrupted_sweep(reference):
     assert by.loc[(3.16227766, 0.31622777), 'rate_z2'] < by.loc[(0.31622777, 0.31622777), 'rate_z2']
 
 def test_kill_driver_then_rerun(reference, clf, tmp_path):
-    "SIGKILL the hit_sweep driver (its pid only) after >= 1 run is DONE and before all are; its workers, papermills and kernels die with it; the same command finishes the grid with the same table."
+    "SIGKILL the hit_sweep driver (its pid only) once >= 1 run is DONE and another is half-trained; its workers, papermills and kernels die with it; the same command finishes the grid with the same table."
     d = tmp_path / 'sweep'
     args = [str(BIN/'hit_sweep'), '--grid', 'tiny', '--sweep_dir', str(d), '--epochs', '2', '--batch_size', '500', '--n_samples', '500',
             '--workers', '2', '--threads', '1', '--classifier', str(clf), '--quiet']
@@ -90,8 +90,9 @@ def test_kill_driver_then_rerun(reference, clf, tmp_path):
     try:
         t0 = time.monotonic()
         while time.monotonic() - t0 < 400 and p.poll() is None:
-            done = [r for r in d.glob('*/DONE')]
-            if done: break
+            done = list(d.glob('*/DONE'))
+            half = [m for m in d.glob('*/metrics.json') if len(json.loads(m.read_text()).get('history') or []) == 1]
+            if done and half: break                                       # >= 1 run DONE and >= 1 run with 1 of its 2 epochs
             time.sleep(0.05)
         procs = psutil.Process(p.pid).children(recursive=True)           # workers, papermills, kernels
         p.send_signal(signal.SIGKILL); p.wait()
@@ -102,6 +103,7 @@ def test_kill_driver_then_rerun(reference, clf, tmp_path):
         assert 1 <= status.count('done') + status.count('trained') and status.count('done') < 4, status
         partial = {r.name: 8 * torch.load(r/'checkpoint.pt', weights_only=True)['epoch'] for r in d.iterdir()
                    if (r/'checkpoint.pt').exists() and not (r/'DONE').exists()}
+        assert partial, 'no half-trained run at the kill'
         print(f'driver killed with run states {sorted(status)}, partial runs at steps {partial}; {len(procs)} descendant processes')
     finally:
         if p.poll() is None: p.kill()
