@@ -123,7 +123,7 @@ def chaos_points(d): return points(d, [(0.31622777, 0.31622777), (3.16227766, 3.
 
 @pytest.fixture(scope='module')
 def chaos(reference, clf, tmp_path_factory):
-    "Two points of the 2 x 2 grid plus one that diverges (lr = 1000 gives a NaN loss in epoch 1 on mnist5k), with one worker SIGKILLed while it trains a run."
+    "Two points of the 2 x 2 grid plus one that diverges (lr = 1000 gives a NaN loss in epoch 1 on mnist5k), with one worker SIGKILLed while its kernel trains a run."
     d = tmp_path_factory.mktemp('chaos') / 'sweep'
     pts = chaos_points(d)
     killed, stop = {}, threading.Event()
@@ -131,11 +131,10 @@ def chaos(reference, clf, tmp_path_factory):
         me = psutil.Process()
         while not stop.is_set() and not killed:
             for proc in me.children(recursive=True):
-                try: cmd = proc.cmdline()
+                try: cmd, rd = proc.cmdline(), Path(proc.cwd())
                 except psutil.Error: continue
-                if '-m' in cmd and 'papermill' in cmd and any(a.endswith('.train.partial.ipynb') for a in cmd):
-                    rd = Path(cmd[cmd.index('--cwd') + 1])
-                    if (rd/'checkpoint.pt').exists() and not (rd/'DONE').exists() and 'b2_1-b1_1' not in rd.name:
+                if any('ipykernel' in a for a in cmd) and rd.parent == d:           # a worker's kept kernel, working in a run directory
+                    if (rd/'.train.partial.ipynb').exists() and (rd/'checkpoint.pt').exists() and not (rd/'DONE').exists() and 'b2_1-b1_1' not in rd.name:
                         worker = proc.parent()
                         killed.update(run=rd, epoch=torch.load(rd/'checkpoint.pt', weights_only=True)['epoch'], worker=worker.cmdline(),
                                       procs=[proc, *proc.children(recursive=True)])
@@ -152,7 +151,7 @@ def test_kill_worker(chaos, reference):
     assert killed, 'no worker was killed: the runs finished too fast to catch one mid-training'
     assert any('multiprocessing' in a or 'spawn_main' in a for a in killed['worker'])        # it was a Dask worker process
     assert killed['epoch'] == 1
-    assert not wait_gone(killed['procs'], 10), "the killed worker's papermill or kernel outlived it"
+    assert not wait_gone(killed['procs'], 10), "the killed worker's kernel outlived it"
     grid, ref = csv(d), csv(reference[0])
     grid, ref = grid[grid.run_dir.isin(ref.run_dir)][ref.columns], ref[ref.run_dir.isin(grid.run_dir)]   # the grid rows; the diverged point adds a column
     assert len(grid) == 2
@@ -186,7 +185,7 @@ def test_failure_isolation(chaos, clf):
     assert (again.status == 'done').sum() == 2
 
 def test_timeout(clf, tmp_path):
-    "A run longer than the per-run timeout is killed (papermill and its kernel) and recorded as 'timeout', leaving no half file; the sweep goes on."
+    "A run longer than the per-run timeout is killed (its kernel) and recorded as 'timeout', leaving no half file; the sweep goes on."
     d = tmp_path / 'sweep'
     pts = points(d, '1x1', epochs=500) + points(d, '0.5x0.5', lr=1000.)    # about 10 minutes, and a run that diverges within seconds
     t0 = time.monotonic()
@@ -201,8 +200,16 @@ def test_timeout(clf, tmp_path):
     assert_clean(rd)
     assert not (rd/'train.ipynb').exists() and not (rd/'DONE').exists()   # the half notebook was never under its real name
     assert json.loads((rd/'failure.json').read_text())['stage'] == 'train'
-    left = [p for p in psutil.process_iter(['cmdline']) if any(str(rd) in a for a in (p.info['cmdline'] or []))]
+    left = [p for p in psutil.process_iter(['cmdline', 'cwd']) if p.info['cwd'] == str(rd) or any(str(rd) in a for a in (p.info['cmdline'] or []))]
     assert not wait_gone(left, 10), 'a process of the timed-out run survived'
+
+def test_fresh_kernels(reference, clf, tmp_path):
+    "fresh_kernels=True (each notebook in its own papermill process) gives the same numbers as the kept kernels of the reference sweep."
+    d = tmp_path / 'sweep'
+    df = sweep(d, clf, points(d, [(3.16227766, 0.31622777)]), fresh_kernels=True)
+    ref = csv(reference[0])
+    assert_same_results(csv(d), ref[ref.run_dir == df.run_dir.item()])
+    assert (d/df.run_dir.item()/'evaluate.ipynb').exists()
 
 def test_cli_bad_input(tmp_path):
     "A bad grid value fails before anything runs, naming the parameter; exit code 2."
