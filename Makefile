@@ -28,7 +28,7 @@ help:
 	@echo "make test   - library notebook tests (nbdev_test) + integration tests (pytest)"
 	@echo "make bench  - training-step speed benchmark against a reference-style step"
 	@echo "make sweep GRID=paper DATASET=svhn MODEL=ghvae - train + evaluate a beta grid (hit_sweep; GPUs used when present)"
-	@echo "make bench-sweep - sweep throughput (runs/hour) against sequential training in one process"
+	@echo "make bench-sweep - sweep throughput (runs/hour) on the demo grid against the reference's way and hit_nb in a loop"
 
 $(STAMP): setup.py settings.ini constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,7 @@ clean-nbs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/train_step.py
 
-# sweep throughput: run_sweep (2 workers x 1 thread, papermill) against sequential training in one process (bench/throughput.py)
+# sweep throughput on the demo grid as `make demo` runs it: run_sweep (2 workers x 1 thread, papermill, kept kernels) against
+# the same runs one after another in one process, trained the reference's way / with hit_nb (bench/throughput.py, ~15 min)
 bench-sweep: $(STAMP)
-	env -u OMP_NUM_THREADS $(BIN)/python bench/throughput.py
+	env -u OMP_NUM_THREADS $(BIN)/python bench/throughput.py --epochs $(DEMO_EPOCHS) --n_samples $(DEMO_SAMPLES)
