@@ -14,9 +14,10 @@ from .train import make_config, run_name, write_json, atomic_write, ConfigError
 from .probes import PROBES, PROBE_LABELS
 
 # %% auto #0
-__all__ = ['GRIDS', 'TRAIN_KEYS', 'KERNELS', 'ID_COLS', 'paper_betas', 'beta_grid', 'sweep_name', 'grid_points', 'notebooks_path',
-           'WarmKernels', 'run_status', 'run_point', 'visible_gpus', 'worker_gpu', 'run_sweep', 'results_table',
-           'write_results', 'table1', 'table1_markdown', 'write_table1', 'slurm_cluster', 'pbs_cluster', 'hit_sweep']
+__all__ = ['GRIDS', 'TRAIN_KEYS', 'KERNELS', 'RECORDS', 'ID_COLS', 'paper_betas', 'beta_grid', 'sweep_name', 'grid_points',
+           'notebooks_path', 'WarmKernels', 'run_status', 'run_complete', 'run_point', 'visible_gpus', 'worker_gpu',
+           'run_sweep', 'results_table', 'write_results', 'table1', 'table1_markdown', 'write_table1', 'slurm_cluster',
+           'pbs_cluster', 'hit_sweep']
 
 # %% ../nbs/11_sweep.ipynb #c48ff6ed
 def paper_betas() -> list:
@@ -324,6 +325,8 @@ def _locked(path) -> bool:
         except BlockingIOError: return True
     finally: os.close(fd)
 
+RECORDS = ('train.ipynb', 'evaluate.ipynb')   # the executed notebooks a swept run keeps
+
 def run_status(run_dir) -> tuple:
     "(status, reason) of a run directory: failure.json's status, else 'done' (DONE + evaluated), 'trained' (DONE), 'diverged', 'running' (locked) or 'pending'."
     run = Path(run_dir)
@@ -334,6 +337,11 @@ def run_status(run_dir) -> tuple:
     if m.get('status') == 'diverged': return 'diverged', m.get('reason')
     if _locked(run/'.sweep.lock') or _locked(run/'.lock'): return 'running', None
     return 'pending', None
+
+def run_complete(run_dir) -> bool:
+    "True when a sweep has nothing left to do for `run_dir`: status 'done' and both executed notebooks (RECORDS) kept."
+    run = Path(run_dir)
+    return run_status(run)[0] == 'done' and all((run/r).is_file() for r in RECORDS)
 
 @contextmanager
 def _point_lock(run:Path):
@@ -380,11 +388,11 @@ def _run_point_locked(run, params, classifier, eval_params, timeout, retry_faile
             return _outcome(run, old.get('status', 'failed'), t0, old.get('reason'), old.get('stage'), old.get('attempt', 1), skipped=True)
         attempt = int((old or {}).get('attempt', 1)) + 1
         (run/'failure.json').unlink()
-    if (run/'DONE').exists() and (_read_json(run/'metrics.json') or {}).get('evaluated'): return _outcome(run, 'done', t0, skipped=True)
+    if run_complete(run): return _outcome(run, 'done', t0, skipped=True)
     for debris in run.glob('.*.partial.ipynb'): debris.unlink()          # a notebook of a killed attempt
     deadline = None if timeout is None else t0 + timeout
     fail = partial(_outcome, run, t0=t0, attempt=attempt, params=params)
-    if not (run/'DONE').exists():
+    if not (run/'DONE').exists() or not (run/'train.ipynb').is_file():   # train, resume, or (DONE) just write the record
         r = _papermill(nbs/'train.ipynb', run/'train.ipynb', params, env, deadline, fresh)
         if r['timed_out']: return fail('timeout', reason=f"killed after timeout={timeout} s while training; {_epoch_note(run)}", stage='train')
         if r['rc'] != 0 or not (run/'DONE').exists():
@@ -393,6 +401,7 @@ def _run_point_locked(run, params, classifier, eval_params, timeout, retry_faile
             return fail('failed', reason=r['reason'] or f"train.ipynb ended (exit {r['rc']}) without DONE", stage='train')
     ev = dict(eval_params, run_dir=str(run))
     if classifier is not None: ev['classifier'] = str(Path(classifier).expanduser().absolute())
+    if run_complete(run): return _outcome(run, 'done', t0)            # evaluated before a kill that took only the train record
     r = _papermill(nbs/'evaluate.ipynb', run/'evaluate.ipynb', ev, env, deadline, fresh)
     if r['timed_out']: return fail('timeout', reason=f"killed after timeout={timeout} s while evaluating (training is DONE)", stage='evaluate')
     if r['rc'] != 0 or not (_read_json(run/'metrics.json') or {}).get('evaluated'):
@@ -516,7 +525,7 @@ def run_sweep(points,                 # the points of `grid_points`
 
     def finished(p):
         s, _ = run_status(p['out_dir'])
-        return s == 'done' or (s in ('failed', 'diverged', 'timeout') and (Path(p['out_dir'])/'failure.json').exists() and not retry_failed)
+        return run_complete(p['out_dir']) or (s in ('failed', 'diverged', 'timeout') and (Path(p['out_dir'])/'failure.json').exists() and not retry_failed)
     todo = [p for p in points if not finished(p)]
     before = {'done': 0, 'failed': 0}
     for p in points:

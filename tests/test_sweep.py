@@ -1,5 +1,5 @@
 "Integration tests of β-grid sweeps: an uninterrupted sweep, the driver killed, a worker killed, failure isolation, timeouts, bad input."
-import io, json, os, re, signal, subprocess, sys, threading, time
+import io, json, os, re, shutil, signal, subprocess, sys, threading, time
 from pathlib import Path
 import pandas as pd, psutil, pytest, torch
 from hit_nb.sweep import grid_points, run_sweep, results_table, run_status, table1
@@ -79,6 +79,24 @@ def test_uninterrupted_sweep(reference):
     # rate accounting sanity: a larger beta2 buys a smaller R(z2) at the same beta1
     by = df.set_index(['beta2', 'beta1'])
     assert by.loc[(3.16227766, 0.31622777), 'rate_z2'] < by.loc[(0.31622777, 0.31622777), 'rate_z2']
+
+def test_rerun_restores_lost_records(reference, clf, tmp_path):
+    "A kill after the evaluated metrics.json (or DONE) was written but before papermill renamed its notebook: the next sweep runs that notebook again (same numbers), clears the debris and skips the complete runs."
+    d = tmp_path / 'sweep'
+    shutil.copytree(reference[0], d)
+    ev, tr, *rest = [d/r for r in reference[1].run_dir]
+    (ev/'evaluate.ipynb').rename(ev/'.evaluate.partial.ipynb')            # what the CI-caught kill left: metrics 'done', no record
+    (tr/'train.ipynb').rename(tr/'.train.partial.ipynb')
+    assert run_status(ev)[0] == run_status(tr)[0] == 'done'
+    kept = {r: (r/'evaluate.ipynb').stat().st_mtime_ns for r in rest}
+    ck, metrics = (tr/'checkpoint.pt').read_bytes(), json.loads((tr/'metrics.json').read_text())
+    df = sweep(d, clf)
+    assert (df.status == 'done').all()
+    assert_same_results(csv(d), csv(reference[0]))
+    for r in (ev, tr, *rest): assert_clean(r); assert (r/'train.ipynb').exists() and (r/'evaluate.ipynb').exists()
+    assert {r: (r/'evaluate.ipynb').stat().st_mtime_ns for r in rest} == kept          # complete runs were not touched
+    assert (tr/'checkpoint.pt').read_bytes() == ck and json.loads((tr/'metrics.json').read_text()) == metrics   # not retrained
+    assert (tr/'evaluate.ipynb').stat().st_mtime_ns < (tr/'train.ipynb').stat().st_mtime_ns  # only its train record was rewritten
 
 def test_kill_driver_then_rerun(reference, clf, tmp_path):
     "SIGKILL the hit_sweep driver (its pid only) once >= 1 run is DONE and another is half-trained; its workers, papermills and kernels die with it; the same command finishes the grid with the same table."
