@@ -13,11 +13,15 @@
   on the sequential run's directory, so the baseline gets our evaluation for free (the reference's own evaluation is
   slower still: bench/mi.py, HIT_SPEC I1-I6). Its rows are "reference training + hit_nb evaluation".
 
+Before them it measures what the machine allows: one pure training (hit_nb's `train`, 1 thread, no notebook) alone, then
+`--workers` copies of it at once. Their ratio is the most any runner can gain from parallel processes here (on the
+2-core CI-class machine with a quiet host: 2.0, so the two cores do not slow each other down on pure training).
+
 All three train and evaluate exactly the same configurations (the IS classifier is trained once beforehand, not timed).
 Prints the wall time and runs/hour of each mode and the ratios, and where a sweep run's time goes (training, evaluation,
 and the papermill/kernel/notebook overhead, read from the executed notebooks' papermill metadata).
 
-    python bench/throughput.py --epochs 6 --n_samples 2000   # the demo grid as `make demo` runs it (about 15 minutes on 2 cores)
+    python bench/throughput.py --epochs 6 --n_samples 2000   # make bench-sweep: the demo grid, 6 epochs (about 15 minutes on 2 cores)
     python bench/throughput.py              # the demo 5x5 grid, 2 epochs per run (about 8 minutes on 2 cores)
     python bench/throughput.py --quick      # the tiny 2x2 grid (about 2-3 minutes)
     python bench/throughput.py --grid tiny --epochs 10   # longer runs: the papermill overhead matters less
@@ -65,6 +69,23 @@ def ref_train(p, data, out):
     assert all(map(math.isfinite, log[-1])), log[-1]
     return time.perf_counter() - t0
 
+CEILING = """import json, sys, torch
+from hit_nb.train import train
+m = train(progress=False, threads=1, **json.loads(sys.argv[1]))
+print(m['train_seconds'])"""
+
+def parallel_ceiling(p, out, workers):
+    "What `workers` processes can do on this machine: seconds of one pure training alone, then with `workers` copies at once; returns (alone, together, speed-up)."
+    import subprocess
+    def start(i, tag):
+        q = dict({k: v for k, v in p.items() if k != 'out_dir'}, out_dir=str(out/'ceiling'/f'{tag}{i}'))
+        return subprocess.Popen([sys.executable, '-c', CEILING, json.dumps(q)], stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    alone = float(start(0, 'alone').communicate()[0].split()[-1])
+    procs = [start(i, 'together') for i in range(workers)]
+    together = statistics.mean(float(q.communicate()[0].split()[-1]) for q in procs)
+    return alone, together, workers * alone / together
+
 def cell_seconds(nb_path, needle):
     "Seconds papermill recorded for the first cell whose source contains `needle`, and for the whole notebook."
     nb = json.loads(Path(nb_path).read_text())
@@ -95,6 +116,10 @@ def main():
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; torch default threads {torch.get_num_threads()}; folder {out}")
     clf = out/'mnist5k_classifier.pt'
     if not clf.exists(): train_classifier('mnist5k', out=clf, progress=False)
+
+    alone, together, ceiling = parallel_ceiling(seq_pts[len(seq_pts) // 2], out, a.workers)
+    print(f'machine: one pure training alone {alone:.1f} s, {a.workers} at once {together:.1f} s each: {a.workers} processes do '
+          f'{ceiling:.2f}x the work of one; load {load()}', flush=True)
 
     print(f'sequential (one process, torch default threads = {torch.get_num_threads()}, no papermill); load {load()}', flush=True)
     t0, seq_train, seq_eval = time.perf_counter(), [], []
@@ -135,6 +160,7 @@ def main():
     print(f"ratio sweep / reference way:           {ref_wall / sw_wall:.2f}x   (goal >= 2x)")
     print(f"ratio sweep / hit_nb sequential:       {seq_wall / sw_wall:.2f}x   (the runner alone)")
     print(f"ratio hit_nb / reference training:     {sum(ref_times) / sum(seq_train):.2f}x   (seconds of training, same threads)")
+    print(f"machine ceiling: {a.workers} single-thread processes do {ceiling:.2f}x the training of one (the most any runner can add here)")
     over = [t + e - s - c for t, e, s, c in zip(tr_nb, ev_nb, sw_train, ev_cell)]
     print(f"\nper run, mean seconds         training   evaluation   papermill + kernel + imports + plots")
     print(f"  sequential                   {mean(seq_train):8.1f}   {mean(seq_eval):10.1f}   {0:8.1f}")

@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.script import call_parse
-from .train import make_config, run_name, write_json, atomic_write, ConfigError
+from .train import make_config, run_name, write_json, atomic_write, run_lock, ConfigError
 from .probes import PROBES, PROBE_LABELS
 
 # %% auto #0
@@ -389,7 +389,8 @@ def _run_point_locked(run, params, classifier, eval_params, timeout, retry_faile
         attempt = int((old or {}).get('attempt', 1)) + 1
         (run/'failure.json').unlink()
     if run_complete(run): return _outcome(run, 'done', t0, skipped=True)
-    for debris in run.glob('.*.partial.ipynb'): debris.unlink()          # a notebook of a killed attempt
+    with run_lock(run):                                                  # debris of a killed attempt: a hidden notebook, a half-written file
+        for debris in [*run.glob('.*.partial.ipynb'), *run.glob('.*.tmp')]: debris.unlink()
     deadline = None if timeout is None else t0 + timeout
     fail = partial(_outcome, run, t0=t0, attempt=attempt, params=params)
     if not (run/'DONE').exists() or not (run/'train.ipynb').is_file():   # train, resume, or (DONE) just write the record
@@ -547,8 +548,10 @@ def _submit_all(todo, n_total, before, clfs, eval_params, timeout, retry_failed,
     cluster = None
     if scheduler is None:
         n = len(gpus) * runs_per_gpu if gpus else (n_workers or max(1, (os.cpu_count() or 1) // threads))
-        # worker-saturation 1.0: a point goes to a worker only when that worker is free (points are long and uneven)
-        with dask.config.set({'distributed.scheduler.allowed-failures': allowed_failures, 'distributed.scheduler.worker-saturation': 1.0}), \
+        # worker-saturation 1.0: a point goes to a worker only when that worker is free (points are long and uneven);
+        # no statistical profiler and a slower system monitor in the workers: they share the cores with the runs' kernels
+        with dask.config.set({'distributed.scheduler.allowed-failures': allowed_failures, 'distributed.scheduler.worker-saturation': 1.0,
+                              'distributed.worker.profile.enabled': False, 'distributed.admin.system-monitor.interval': '5s'}), \
              warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='Port .* is already in use')   # the scheduler's HTTP server moves to a free port
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR)
