@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.script import call_parse
-from .train import make_config, run_name, write_json, atomic_write, run_lock, ConfigError
+from .train import make_config, run_name, write_json, atomic_write, ConfigError
 from .probes import PROBES, PROBE_LABELS
 
 # %% auto #0
@@ -343,6 +343,18 @@ def run_complete(run_dir) -> bool:
     run = Path(run_dir)
     return run_status(run)[0] == 'done' and all((run/r).is_file() for r in RECORDS)
 
+def _clear_debris(run:Path):
+    "Delete what a killed attempt left: hidden notebooks (only this point's own, under its lock) and, if no process holds the run's lock, half-written .tmp files."
+    for f in run.glob('.*.partial.ipynb'): f.unlink()
+    try: import fcntl
+    except ImportError: return
+    fd = os.open(run/'.lock', os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)       # never wait here: a holder is at work, and train removes .tmp debris itself
+        for f in run.glob('.*.tmp'): f.unlink()
+    except BlockingIOError: pass
+    finally: os.close(fd)
+
 @contextmanager
 def _point_lock(run:Path):
     "Hold `run`/.sweep.lock (flock, released by the OS when the process dies); wait while another process holds it."
@@ -389,8 +401,7 @@ def _run_point_locked(run, params, classifier, eval_params, timeout, retry_faile
         attempt = int((old or {}).get('attempt', 1)) + 1
         (run/'failure.json').unlink()
     if run_complete(run): return _outcome(run, 'done', t0, skipped=True)
-    with run_lock(run):                                                  # debris of a killed attempt: a hidden notebook, a half-written file
-        for debris in [*run.glob('.*.partial.ipynb'), *run.glob('.*.tmp')]: debris.unlink()
+    _clear_debris(run)
     deadline = None if timeout is None else t0 + timeout
     fail = partial(_outcome, run, t0=t0, attempt=attempt, params=params)
     if not (run/'DONE').exists() or not (run/'train.ipynb').is_file():   # train, resume, or (DONE) just write the record
