@@ -15,7 +15,8 @@
 
 Before them it measures what the machine allows: one pure training (hit_nb's `train`, 1 thread, no notebook) alone, then
 `--workers` copies of it at once. Their ratio is the most any runner can gain from parallel processes here (on the
-2-core CI-class machine with a quiet host: 2.0, so the two cores do not slow each other down on pure training).
+2-core CI-class machine with a quiet host: 2.0-2.3 in three runs, so the two cores do not slow each other down on
+pure training; one sample each, so it is as noisy as the host).
 
 All three train and evaluate exactly the same configurations (the IS classifier is trained once beforehand, not timed).
 Prints the wall time and runs/hour of each mode and the ratios, and where a sweep run's time goes (training, evaluation,
