@@ -6,7 +6,7 @@ STAMP   = $(VENV)/.installed
 # papermill notebooks run with parameters by tests/ and by the targets below, not by nbdev_test
 NB_SKIP = '^(train|train_classifier|evaluate)\.ipynb$$'
 
-.PHONY: help venv demo figures sweep test test-slow nbtest pytest export check-sync clean-nbs bench bench-sweep
+.PHONY: help venv demo figures sweep test test-slow nbtest pytest export check-sync clean-nbs outputs bench bench-sweep
 
 # the demo: the paper's pipeline offline on the bundled digits, sized for a 2-core CPU (<= 15 minutes; 16 epochs: about 12)
 DEMO         ?= runs/demo
@@ -48,7 +48,7 @@ demo: $(STAMP)
 	echo "demo done in $$(( $$(date +%s) - start )) s: runs in $(DEMO)/, figures in $(FIGDIR)/"
 
 figures: $(STAMP)
-	$(BIN)/python -c "from hit_nb.plots import render_all; render_all('$(RESULTS)', '$(FIGDIR)', prefix='$(PREFIX)', workers=2)"
+	$(BIN)/python -c "from hit_nb.figures import render_all; render_all('$(RESULTS)', '$(FIGDIR)', prefix='$(PREFIX)', workers=2)"
 	@if [ -f "$(TARGETS)" ]; then mkdir -p $(FIGDIR)/notebooks && $(BIN)/papermill --no-progress-bar nbs/figures/rate_targets.ipynb \
 	    $(FIGDIR)/notebooks/$(PREFIX)rate_targets.ipynb -p results $(TARGETS) -p grid_results $(RESULTS) -p outdir $(FIGDIR) -p prefix '$(PREFIX)'; fi
 
@@ -74,6 +74,13 @@ check-sync: export
 	git diff --exit-code -- hit_nb
 
 clean-nbs: $(STAMP)
+	$(BIN)/nbdev_clean
+
+# the library notebooks are committed with the outputs of their examples and plots (they are the documentation):
+# execute them again as nbdev_test does (cells flagged slow/cuda skipped) and clean them; NB=nbs/04_bounds.ipynb for one
+NB ?= $(wildcard nbs/[0-9]*.ipynb)
+outputs: $(STAMP)
+	$(BIN)/python -c "import sys; from hit_nb.notebooks import refresh_outputs; [refresh_outputs(p) for p in sys.argv[1:]]" $(NB)
 	$(BIN)/nbdev_clean
 
 bench: $(STAMP)

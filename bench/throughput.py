@@ -36,13 +36,15 @@ import torch
 
 try: import hit_nb
 except ImportError: sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hit_nb.sweep import grid_points, run_sweep, results_table
+from hit_nb.sweep import run_sweep
+from hit_nb.grids import grid_points
+from hit_nb.results import results_table
 from hit_nb.train import train
 from hit_nb.evaluate import evaluate_run
 from hit_nb.classifiers import train_classifier
 from hit_nb.data import load_dataset
 from hit_nb.models import build_model
-from hit_nb.train import make_config
+from hit_nb.config import make_config
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_step as ts                                  # the reference-style model and step (bench/train_step.py)
 

@@ -29,7 +29,9 @@ def results_table(sweep:Path, out:Path) -> pd.DataFrame:
 @pytest.fixture(scope='module')
 def table(tmp_path_factory):
     "A real 2x2 (beta2, beta1) grid on mnist5k, 1 epoch each, evaluated with a 1-epoch IS classifier, plus one pending run."
-    from hit_nb.train import train, make_config, write_json
+    from hit_nb.train import train
+    from hit_nb.config import make_config
+    from hit_nb.core import write_json
     from hit_nb.evaluate import evaluate_run
     from hit_nb.classifiers import train_classifier
     base = tmp_path_factory.mktemp('figs')
@@ -53,7 +55,7 @@ def not_blank(png:Path):
     return g.shape[0] > 300 and g.shape[1] > 300 and g.std() > 15 and (g < 128).mean() > 0.005
 
 def test_render_all(table, tmp_path):
-    from hit_nb.plots import render_all, FIGURE_NOTEBOOKS
+    from hit_nb.figures import render_all, FIGURE_NOTEBOOKS
     out = tmp_path/'figures'
     done = render_all(table, out, prefix='t_', workers=2)
     assert sorted(done) == sorted(FIGURE_NOTEBOOKS)
@@ -82,7 +84,7 @@ def test_figure_notebook_without_results_fails_clearly(tmp_path):
     assert not list(tmp_path.glob('*.png'))
 
 def test_render_all_bad_input(table, tmp_path):
-    from hit_nb.plots import render_all
+    from hit_nb.figures import render_all
     with pytest.raises(FileNotFoundError, match='results table'): render_all(tmp_path/'none.csv', tmp_path)
     with pytest.raises(ValueError, match="model='lvae' is not in"): render_all(table, tmp_path, model='lvae')
     assert not (tmp_path/'notebooks').exists()

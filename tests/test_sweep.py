@@ -2,7 +2,9 @@
 import io, json, os, re, shutil, signal, subprocess, sys, threading, time
 from pathlib import Path
 import pandas as pd, psutil, pytest, torch
-from hit_nb.sweep import grid_points, run_sweep, results_table, run_status, table1
+from hit_nb.sweep import run_sweep
+from hit_nb.grids import grid_points
+from hit_nb.results import results_table, run_status, table1
 from hit_nb.classifiers import train_classifier
 from conftest import BIN, run
 
