@@ -1,14 +1,16 @@
 #!/usr/bin/env python
 """Benchmark (not a test): seconds per training step of hit_nb against a reference-style step, batch 256, one CPU thread.
 
-Three shapes (HIT_SPEC §2): GHVAE-colour (3x32x32, c=32, z2 32, Gaussian sigma_x=0.71), LVAE-colour (same shape),
+Three shapes of the paper's models: GHVAE-colour (3x32x32, c=32, z2 32, Gaussian sigma_x=0.71), LVAE-colour (same shape),
 GHVAE-MNIST (1x28x28 binary, c=16, z2 20, Bernoulli). Data are synthetic, seeded uint8 images (speed does not depend
 on their content).
 
-ours       the step of `hit_nb.train.train`: batches from the real `HITData.batches` (uint8 in memory, index_select,
-           `to_float`), `model_loss`, `zero_grad(set_to_none=True)`, backward, Adam, on-device accumulation of the
-           logged sums (no .item()), and the loop's 0.5 s display check.
-ref        a re-implementation, written from the description in HIT_SPEC §2-3 and §6 (I4), of how the reference trains:
+ours       the library's epoch step `hit_nb.train.train_epoch`, the one `hit_nb.train.train` runs, over one batch at a
+           time: batches from the library's in-memory data set (`hit_nb.data`: uint8 in memory, index_select,
+           `to_float`), `train_step` (`model_loss`, `zero_grad(set_to_none=True)`, backward, Adam), on-device
+           accumulation of the logged sums (no .item()), the 0.5 s display check, and the epoch's record (one
+           .tolist() of four numbers per one-batch pass: microseconds on the CPU).
+ref        a re-implementation of how the reference code trains, written from reading it:
            separate mu / std heads (two Linear or two Conv layers), softplus std, noise from `torch.randn` on the CPU then
            `.to(device)` per reparameterisation, `torch.distributions` Independent(Normal) for q and p, `kl_divergence`
            for both rates, log-likelihood from Independent(Normal(x_hat, sigma_x), 3).log_prob (Bernoulli: sigmoid, then
@@ -37,7 +39,7 @@ program behaves; it is noisier, since consecutive processes see different machin
     python bench/train_step.py --separate      # each side in its own processes (about 5 minutes on a quiet machine)
     python bench/train_step.py --json out.json # also write the numbers
 """
-import argparse, json, os, platform, statistics, sys, time
+import argparse, itertools, json, os, platform, statistics, sys, time
 try: import resource                                      # page-fault counts (Unix); optional
 except ImportError: resource = None
 
@@ -52,7 +54,7 @@ except ImportError:                                      # run from a checkout w
 from hit_nb.data import HITData                          # importing hit_nb.data first makes torchvision importable
 from hit_nb.models import build_model, n_params
 from hit_nb.losses import model_loss
-from hit_nb.train import train_step, prepare_model, tune_malloc
+from hit_nb.train import train_epoch, prepare_model, tune_malloc
 
 try:
     from torchvision.transforms import ToTensor
@@ -215,7 +217,7 @@ def endless(make_epoch):
 # The two steps
 
 class Ours:
-    "The training step of hit_nb.train.train."
+    "The training step of hit_nb.train.train: its epoch step `train_epoch`, over one batch per call."
     def __init__(self, model, raw, labels, seed):
         model = prepare_model(model, 'cpu')                   # channels_last on the CPU, as train() does
         self.model, self.opt = model, torch.optim.Adam(model.parameters(), lr=LR)
@@ -224,15 +226,9 @@ class Ours:
         gen = torch.Generator().manual_seed(seed)
         self.it = endless(lambda: self.data.batches('train', BATCH, shuffle=True, generator=gen, device='cpu'))
         self.betas = torch.tensor([1., 1.])
-        self.sums, self.n, self.shown = torch.zeros(4, dtype=torch.float64), 0, time.monotonic()
         model.train()
     def step(self):
-        x, _ = next(self.it)
-        ls = train_step(self.model, self.opt, x, self.betas, kl_weight=1.)   # the library's step, as hit_nb.train.train runs it
-        self.sums += torch.cat([ls['loss'].detach().view(1) * len(x), ls['distortion'].detach().sum().view(1),
-                                ls['rates'].detach().sum(0)]).double()
-        self.n += len(x)
-        if time.monotonic() - self.shown > 0.5: self.shown, _ = time.monotonic(), (self.sums / self.n).tolist()
+        self.record = train_epoch(self.model, self.opt, itertools.islice(self.it, 1), self.betas, kl_weight=1.)
 
 class Ref:
     "The reference-style step: DataLoader + ToTensor, distributions, 4 .item() per step."

@@ -9,10 +9,10 @@ torch.set_num_threads(1)
 # a tiny but real configuration: 8 steps per epoch on the bundled mnist5k digits
 TINY = dict(dataset='mnist5k', epochs=3, batch_size=500, threads=1)
 
-def run(cmd, timeout=600, **kw):
-    "Run a command with the test environment; returns CompletedProcess (text)."
+def run(cmd, timeout=600, env_extra=None, **kw):
+    "Run a command with the test environment (plus `env_extra`); returns CompletedProcess (text)."
     env = {k: v for k, v in os.environ.items() if k != 'MPLBACKEND'}      # kernels must draw inline figures
-    env.update(OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    env.update(OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore', **(env_extra or {}))
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
 
 @pytest.fixture(scope='session')

@@ -4,11 +4,13 @@ from pathlib import Path
 import pytest, torch
 from hit_nb.evaluate import evaluate_run
 from hit_nb.classifiers import train_classifier
-from hit_nb.train import ConfigError
+from hit_nb.core import ConfigError
+from hit_nb.config import make_config
+from hit_nb.probes import PROBES
 from conftest import ROOT, BIN, run
 
-KEYS = ['rate_z2', 'rate_z1', 'rate', 'distortion', 'psnr', 'is', 'is_std', 'is_diversity', 'is_sharpness', 'mi_z2', 'mi_z1',
-        *[f'acc_{p}_{l}' for p in ('logreg', 'linsvm', 'rbfsvm', 'knn') for l in ('mu2', 'mu1')], 'acc_bound_z2', 'acc_bound_rate_z2',
+KEYS = ['rate_z2', 'rate_z1', 'rate', 'distortion', 'psnr', 'is', 'is_std', 'is_diversity', 'is_sharpness', 'mi_z2',
+        'mi_z1', *[f'acc_{p}_{l}' for p in PROBES for l in ('mu2', 'mu1')], 'acc_bound_z2', 'acc_bound_rate_z2',
         'label_entropy', 'classifier_accuracy', 'evaluated']
 FAST = dict(n_samples=2000, progress=False)
 
@@ -31,7 +33,7 @@ def test_evaluate_adds_every_metric_and_is_seeded(run_copy, clf):
     evaluate_run(run_copy, classifier=clf, **FAST)
     assert (run_copy/'metrics.json').read_text() == first          # identical JSON on a second evaluation
     assert 1 <= m['is'] <= 10 and 1 <= m['is_diversity'] <= 10 and 0.1 <= m['is_sharpness'] <= 1
-    assert -0.01 <= m['mi_z2'] <= m['label_entropy'] + 1e-9     # a Monte-Carlo estimate: near 0 it can dip slightly below
+    assert -0.01 <= m['mi_z2'] <= m['label_entropy'] + 1e-9     # a Monte-Carlo estimate: near 0 it can dip below
     assert all(0 <= m[k] <= 1 for k in KEYS if k.startswith('acc_'))
     assert 0.1 <= m['acc_bound_z2'] <= 1 and abs(m['rate'] - m['rate_z2'] - m['rate_z1']) < 1e-9
     assert m['history'] and m['status'] == 'done'                   # training's keys are kept
@@ -44,16 +46,19 @@ def test_evaluate_refuses_unfinished_run(run_copy, clf):
 
 def test_evaluate_refuses_missing_or_unverified_classifier(run_copy, clf, tmp_path):
     before = (run_copy/'metrics.json').read_text()
-    with pytest.raises(FileNotFoundError, match='train_classifier'): evaluate_run(run_copy, classifier=tmp_path/'none.pt', **FAST)
+    with pytest.raises(FileNotFoundError, match='train_classifier'):
+        evaluate_run(run_copy, classifier=tmp_path/'none.pt', **FAST)
     rec = torch.load(clf, weights_only=True); del rec['test_accuracy']
     torch.save(rec, tmp_path/'noacc.pt')
-    with pytest.raises(ValueError, match='test_accuracy'): evaluate_run(run_copy, classifier=tmp_path/'noacc.pt', **FAST)
+    with pytest.raises(ValueError, match='test_accuracy'):
+        evaluate_run(run_copy, classifier=tmp_path/'noacc.pt', **FAST)
     assert (run_copy/'metrics.json').read_text() == before
 
 def test_evaluate_refuses_classifier_of_another_dataset(run_copy, clf, tmp_path):
     rec = torch.load(clf, weights_only=True); rec['dataset'] = 'mnist'
     torch.save(rec, tmp_path/'mnist.pt')
-    with pytest.raises(ConfigError, match="trained on 'mnist'"): evaluate_run(run_copy, classifier=tmp_path/'mnist.pt', **FAST)
+    with pytest.raises(ConfigError, match="trained on 'mnist'"):
+        evaluate_run(run_copy, classifier=tmp_path/'mnist.pt', **FAST)
 
 def test_evaluate_notebook(run_copy, clf, tmp_path):
     out = tmp_path / 'eval.ipynb'
@@ -67,5 +72,12 @@ def test_evaluate_notebook(run_copy, clf, tmp_path):
     assert sum('image/png' in o.get('data', {}) for o in outs) >= 2
 
 def test_evaluate_notebook_bad_run_dir(tmp_path):
-    r = run([str(BIN/'papermill'), str(ROOT/'nbs'/'evaluate.ipynb'), str(tmp_path/'e.ipynb'), '-p', 'run_dir', str(tmp_path/'nope')], cwd=tmp_path)
+    r = run([str(BIN/'papermill'), str(ROOT/'nbs'/'evaluate.ipynb'), str(tmp_path/'e.ipynb'),
+             '-p', 'run_dir', str(tmp_path/'nope')], cwd=tmp_path)
     assert r.returncode != 0 and 'not a finished run' in (tmp_path/'e.ipynb').read_text()
+
+def test_evaluate_notebook_default_run_dir():
+    "Run bare, evaluate.ipynb evaluates the run directory a bare train.ipynb trains."
+    import papermill
+    ps = papermill.inspect_notebook(str(ROOT/'nbs'/'evaluate.ipynb'))
+    assert eval(ps['run_dir']['default']) == make_config()['out_dir'] == 'runs/mnist5k-ghvae-b2_1-b1_1-e30-s2'

@@ -2,7 +2,8 @@
 import json, warnings
 from pathlib import Path
 import pytest, torch
-from hit_nb.train import train, ConfigError
+from hit_nb.core import ConfigError
+from hit_nb.train import train
 from conftest import TINY, ROOT, BIN, run
 
 TARGETS = dict(target_rate_z2=3., target_rate_z1=10.)
@@ -24,8 +25,9 @@ def test_resume_with_controller_is_bit_identical(tmp_path):
     assert [h['beta2'] for h in a['history']] != [1.] * 3                   # the multiplier did move
 
 def test_reaches_targets_on_a_small_case(tmp_path):
-    "Both layers land within max(10 %, 0.5 nat) of their targets on the test set, with the preset's epochs (as a fixed-beta run)."
-    m = train(progress=False, out_dir=tmp_path/'run', dataset='mnist5k', threads=1, target_rate_z2=5., target_rate_z1=15.)
+    "Both layers land within max(10 %, 0.5 nat) of their targets on the test set, with the preset's epochs."
+    m = train(progress=False, out_dir=tmp_path/'run', dataset='mnist5k', threads=1, target_rate_z2=5.,
+              target_rate_z1=15.)
     assert m['targets_missed'] == [] and m['epochs'] == 30
     for k, t in (('rate_z2', 5.), ('rate_z1', 15.)):
         assert abs(m[k] - t) <= max(0.1 * t, 0.5), (k, m[k])
@@ -38,8 +40,10 @@ def test_unreachable_target_is_reported(tmp_path):
         m = train(progress=False, out_dir=tmp_path/'run', **{**TINY, 'epochs': 2}, target_rate_z2=500.)
     assert m['targets_missed'] == ['rate_z2'] and m['rate_z2'] < 500 and 'target_rate_z1' not in m
 
-@pytest.mark.parametrize('bad,name', [(dict(target_rate_z2=-2.), 'target_rate_z2'), (dict(target_rate_z1=float('nan')), 'target_rate_z1'),
-                                      (dict(target_rate_z2=5., beta2=0.5), 'both set'), (dict(target_rate_z1=0.), 'target_rate_z1')])
+@pytest.mark.parametrize('bad,name', [(dict(target_rate_z2=-2.), 'target_rate_z2'),
+                                      (dict(target_rate_z1=float('nan')), 'target_rate_z1'),
+                                      (dict(target_rate_z2=5., beta2=0.5), 'both set'),
+                                      (dict(target_rate_z1=0.), 'target_rate_z1')])
 def test_bad_targets_fail_before_writing(tmp_path, bad, name):
     with pytest.raises(ConfigError, match=name): train(progress=False, out_dir=tmp_path/'run', **TINY, **bad)
     assert not (tmp_path/'run').exists()
@@ -50,11 +54,15 @@ def test_cli_bad_target_exit_code(tmp_path):
 
 def test_papermill_targets_report(tmp_path):
     out = tmp_path/'run'
-    r = run([str(BIN/'papermill'), str(ROOT/'nbs'/'train.ipynb'), str(tmp_path/'o.ipynb'), '-p', 'epochs', '2', '-p', 'batch_size', '500',
-             '-p', 'target_rate_z2', '3', '-p', 'target_rate_z1', '10', '-p', 'out_dir', str(out)], cwd=tmp_path)
+    r = run([str(BIN/'papermill'), str(ROOT/'nbs'/'train.ipynb'), str(tmp_path/'o.ipynb'),
+             '-p', 'epochs', '2', '-p', 'batch_size', '500',
+             '-p', 'target_rate_z2', '3', '-p', 'target_rate_z1', '10', '-p', 'rate_lr', '0.03', '-p', 'beta_max', '50',
+             '-p', 'out_dir', str(out)], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads((out/'metrics.json').read_text())
     assert m['target_rate_z2'] == 3 and 'beta2' in m['history'][0]
+    cfg = json.loads((out/'config.json').read_text())
+    assert (cfg['rate_lr'], cfg['beta_max']) == (0.03, 50.)             # the controller's parameters reach the run
     nb = json.loads((tmp_path/'o.ipynb').read_text())
     outs = [o for c in nb['cells'] if c['cell_type'] == 'code' for o in c.get('outputs', [])]
     assert sum('image/png' in o.get('data', {}) for o in outs) >= 3      # rates, beta trajectories, images

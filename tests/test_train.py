@@ -3,7 +3,9 @@ import json, math, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 import hit_nb.train as T
-from hit_nb.train import train, ConfigError, RunDiverged, EXIT_BAD_INPUT, EXIT_DIVERGED
+from hit_nb.core import ConfigError, EXIT_BAD_INPUT
+from hit_nb.config import make_config, TRAIN_PARAMS
+from hit_nb.train import train, RunDiverged, EXIT_DIVERGED
 from conftest import TINY, ROOT, BIN, run
 
 def load_ck(d): return torch.load(Path(d)/'checkpoint.pt', weights_only=True)
@@ -22,7 +24,8 @@ def assert_same_run(a, b):
 
 def test_complete_run_directory(tiny_done):
     out, m = tiny_done
-    assert {p.name for p in out.iterdir()} == {'.lock', 'DONE', 'checkpoint.pt', 'config.json', 'metrics.json', 'samples.png', 'reconstructions.png'}
+    assert {p.name for p in out.iterdir()} == {'.lock', 'DONE', 'checkpoint.pt', 'config.json', 'metrics.json',
+                                              'samples.png', 'reconstructions.png'}
     assert m['status'] == 'done' and [h['epoch'] for h in m['history']] == [1, 2, 3]
     for k in ('loss', 'distortion', 'rate_z2', 'rate_z1'): assert all(math.isfinite(h[k]) for h in m['history'])
     for k in ('rate_z2', 'rate_z1', 'rate', 'distortion', 'psnr', 'n_params', 'train_seconds'): assert k in m
@@ -50,8 +53,10 @@ def test_resume_after_interrupt_is_bit_identical(tiny_done, tmp_path):
 def test_resume_after_sigkill_is_bit_identical(tiny_done, tmp_path):
     "SIGKILL the command-line trainer mid-run (after >= 1 checkpoint), rerun it: same result as uninterrupted."
     out = tmp_path / 'run'
-    args = [str(BIN/'hit_train'), '--out_dir', str(out), '--epochs', '3', '--batch_size', '500', '--threads', '1', '--quiet']
-    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    args = [str(BIN/'hit_train'), '--out_dir', str(out), '--epochs', '3', '--batch_size', '500', '--threads', '1',
+            '--quiet']
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         env={**os.environ, 'OMP_NUM_THREADS': '1'})
     t0 = time.time()
     while time.time() - t0 < 300:
         if (out/'checkpoint.pt').exists(): break
@@ -86,8 +91,10 @@ def test_divergence_is_recorded_and_keeps_last_finite_checkpoint(tmp_path, monke
 
 def test_cli_exit_codes(tmp_path):
     code = ("import sys, hit_nb.train as T; real = T.model_loss; n = [0]\n"
-            "def f(*a, **k):\n n[0] += 1; ls = real(*a, **k)\n if n[0] > 3: ls['loss'] = ls['loss'] * float('nan')\n return ls\n"
-            f"T.model_loss = f; T.hit_train(out_dir={str(tmp_path/'div')!r}, epochs=2, batch_size=500, threads=1, quiet=True)")
+            "def f(*a, **k):\n n[0] += 1; ls = real(*a, **k)\n"
+            " if n[0] > 3: ls['loss'] = ls['loss'] * float('nan')\n return ls\n"
+            f"T.model_loss = f\n"
+            f"T.hit_train(out_dir={str(tmp_path/'div')!r}, epochs=2, batch_size=500, threads=1, quiet=True)")
     r = run([sys.executable, '-c', code])
     assert r.returncode == EXIT_DIVERGED == 3, r.stderr
     assert 'diverged in epoch 1' in r.stderr
@@ -95,19 +102,21 @@ def test_cli_exit_codes(tmp_path):
     assert r.returncode == EXIT_BAD_INPUT == 2 and 'beta1' in r.stderr and 'Traceback' not in r.stderr
     assert not (tmp_path/'bad').exists()
 
-BAD = [(dict(beta2=0.), 'beta2'), (dict(beta2=-1.), 'beta2'), (dict(beta1=float('nan')), 'beta1'), (dict(beta1=float('inf')), 'beta1'),
-       (dict(dataset='imagenet'), 'dataset'), (dict(model='vae'), 'model'), (dict(epochs=0), 'epochs'), (dict(epochs=-3), 'epochs'),
-       (dict(betas=[1., -2., 1.]), 'betas[1]')]
+BAD = [(dict(beta2=0.), 'beta2'), (dict(beta2=-1.), 'beta2'), (dict(beta1=float('nan')), 'beta1'),
+       (dict(beta1=float('inf')), 'beta1'), (dict(dataset='imagenet'), 'dataset'), (dict(model='vae'), 'model'),
+       (dict(epochs=0), 'epochs'), (dict(epochs=-3), 'epochs'), (dict(betas=[1., -2., 1.]), 'betas[1]')]
 
 @pytest.mark.parametrize('bad,name', BAD, ids=[f'{n}={list(b.values())[0]}' for b, n in BAD])
 def test_bad_parameter_fails_before_writing(tmp_path, bad, name):
     out = tmp_path / 'run'
-    with pytest.raises(ConfigError, match=name.replace('[', r'\[').replace(']', r'\]')): train(progress=False, out_dir=out, **{**TINY, **bad})
+    with pytest.raises(ConfigError, match=name.replace('[', r'\[').replace(']', r'\]')):
+        train(progress=False, out_dir=out, **{**TINY, **bad})
     assert not out.exists()
 
 def test_missing_dataset_files_offline(tmp_path):
     out = tmp_path / 'run'
-    with pytest.raises(FileNotFoundError, match='test_32x32.mat'): train(progress=False, dataset='svhn', root=tmp_path/'nodata', out_dir=out, epochs=1)
+    with pytest.raises(FileNotFoundError, match='test_32x32.mat'):
+        train(progress=False, dataset='svhn', root=tmp_path/'nodata', out_dir=out, epochs=1)
     assert not out.exists()
 
 def test_unwritable_out_dir(tmp_path):
@@ -128,12 +137,14 @@ def test_checkpoint_with_code_is_refused(tmp_path, tiny_done):
     out = tmp_path / 'run'; out.mkdir()
     ck = load_ck(tiny_done[0]); ck['extra'] = Path('/')      # an arbitrary Python object: not plain data
     torch.save(ck, out/'checkpoint.pt')
-    with pytest.raises(ConfigError, match='corrupt or not a hit_nb checkpoint'): train(progress=False, out_dir=out, **TINY)
+    with pytest.raises(ConfigError, match='corrupt or not a hit_nb checkpoint'):
+        train(progress=False, out_dir=out, **TINY)
 
 def test_foreign_checkpoint_is_refused(tmp_path, tiny_done):
     out = tmp_path / 'run'; out.mkdir()
     (out/'checkpoint.pt').write_bytes((tiny_done[0]/'checkpoint.pt').read_bytes())   # a run with beta2 = 1
-    with pytest.raises(ConfigError, match='another configuration.*beta'): train(progress=False, out_dir=out, **{**TINY, 'beta2': 0.5})
+    with pytest.raises(ConfigError, match='another configuration.*beta'):
+        train(progress=False, out_dir=out, **{**TINY, 'beta2': 0.5})
     assert sorted(p.name for p in out.iterdir()) == ['checkpoint.pt']
 
 def test_three_layer_run(tmp_path):
@@ -153,7 +164,7 @@ def test_papermill_run(tmp_path):
     r = papermill(tmp_path/'out.ipynb', ('epochs', 2), ('batch_size', 500), ('beta2', 0.3), ('out_dir', out))
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads((out/'metrics.json').read_text())
-    assert m['status'] == 'done' and m['beta2'] == 0.3 and len(m['history']) == 2   # injected parameters won over the defaults
+    assert m['status'] == 'done' and m['beta2'] == 0.3 and len(m['history']) == 2   # injected parameters won
     nb = json.loads((tmp_path/'out.ipynb').read_text())
     outs = [o for c in nb['cells'] if c['cell_type'] == 'code' for o in c.get('outputs', [])]
     assert sum('image/png' in o.get('data', {}) for o in outs) >= 2                    # the rate curves and the images
@@ -165,3 +176,27 @@ def test_papermill_bad_input(tmp_path):
     assert r.returncode != 0
     assert 'beta2=-1' in (tmp_path/'out.ipynb').read_text()
     assert not out.exists()
+
+# on purpose: one thread is steady on a shared machine (make_config's None means torch's default)
+NOTEBOOK_DEFAULTS = {'threads': 1}
+
+def test_notebook_parameters_are_make_configs():
+    "train.ipynb's parameters cell: make_config's names in its order, each with its comment as help, and its defaults."
+    import inspect, papermill
+    from fastcore.docments import docments
+    ps = papermill.inspect_notebook(str(ROOT/'nbs'/'train.ipynb'))
+    assert tuple(ps) == TRAIN_PARAMS
+    docs, sig = docments(make_config), inspect.signature(make_config).parameters
+    for k, p in ps.items():
+        assert p['help'] == docs[k], (k, p['help'], docs[k])
+        assert eval(p['default']) == NOTEBOOK_DEFAULTS.get(k, sig[k].default), (k, p['default'])
+    assert all(sig[k].default != v for k, v in NOTEBOOK_DEFAULTS.items())   # the exceptions are real ones
+
+def test_cli_help_lists_every_parameter():
+    "hit_train --help: every parameter of make_config, with its comment."
+    from fastcore.docments import docments
+    r = run([str(BIN/'hit_train'), '--help'], env_extra={'COLUMNS': '400'})
+    assert r.returncode == 0, r.stderr
+    docs = docments(make_config)
+    for k in TRAIN_PARAMS: assert f'--{k}' in r.stdout and docs[k] in r.stdout, k
+    assert '--quiet' in r.stdout
