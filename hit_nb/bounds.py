@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['distortion_bound', 'label_entropy', 'meyen_f', 'meyen_f_inv']
 
-# %% ../nbs/04_bounds.ipynb #731ba6f0
+# %% ../nbs/04_bounds.ipynb #71daaad9
 import numpy as np
 from scipy.optimize import brentq
 from scipy.special import xlogy
 
-# %% ../nbs/04_bounds.ipynb #51e65cbb
+# %% ../nbs/04_bounds.ipynb #fea87aaf
 def _as_float(v, name): # a number or array-like
     "`v` as a float array, or a ValueError naming `name`."
     try:
@@ -19,7 +19,7 @@ def _as_float(v, name): # a number or array-like
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number or an array of numbers, got {v!r}") from None
 
-# %% ../nbs/04_bounds.ipynb #f96939a8
+# %% ../nbs/04_bounds.ipynb #22ea6be7
 def distortion_bound(rate_z2, # R(z2), nats per image (float or array)
                      rate_z1, # R(z1|z2), nats per image (float or array; 0 for a single latent layer)
                      data_entropy, # H[x] of the data distribution, nats per image
@@ -28,7 +28,7 @@ def distortion_bound(rate_z2, # R(z2), nats per image (float or array)
     out = _as_float(data_entropy, 'data_entropy') - _as_float(rate_z2, 'rate_z2') - _as_float(rate_z1, 'rate_z1')
     return out if out.ndim else float(out)
 
-# %% ../nbs/04_bounds.ipynb #3d3041dd
+# %% ../nbs/04_bounds.ipynb #40faec28
 def _label_probs(label_hist): # class counts (or probabilities) of the labels; None: uniform over 10 classes
     "The label distribution p(y) from a histogram, validated and normalised."
     if label_hist is None: return np.full(10, 0.1)
@@ -43,14 +43,14 @@ def _label_probs(label_hist): # class counts (or probabilities) of the labels; N
     if p.sum() <= 0: raise ValueError("label_hist sums to 0; pass the label counts of the dataset")
     return p / p.sum()
 
-# %% ../nbs/04_bounds.ipynb #7f275e64
+# %% ../nbs/04_bounds.ipynb #18023b31
 def label_entropy(label_hist=None, # class counts (or probabilities) of the labels; None: uniform over 10 classes
                  ):
     "Entropy H[p(y)] of the label distribution, in nats."
     p = _label_probs(label_hist)
     return float(-xlogy(p, p).sum())
 
-# %% ../nbs/04_bounds.ipynb #d8d28fa1
+# %% ../nbs/04_bounds.ipynb #3100c2f5
 def _meyen_f(a, p):
     "Meyen's f on validated alphas `a` and normalised label probabilities `p`."
     return -xlogy(p, p).sum() + xlogy(a, a) + xlogy(1 - a, (1 - a) / (len(p) - 1))
@@ -67,7 +67,7 @@ def meyen_f(alpha, # classifier accuracy in [0, 1]; float or array of any shape
     f = _meyen_f(a, p)
     return f if f.ndim else float(f)
 
-# %% ../nbs/04_bounds.ipynb #404efb01
+# %% ../nbs/04_bounds.ipynb #47f162f6
 def meyen_f_inv(info, # mutual information I(y;z) in nats; float or array of any shape (NaN allowed)
                 label_hist=None, # class counts of the dataset's labels (M = len); None: uniform over 10 classes
                 xtol:float=1e-13, # absolute tolerance of the root in alpha
