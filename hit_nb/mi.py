@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['empirical_label_entropy', 'mi_q', 'mi_q_z1']
 
-# %% ../nbs/11_mi.ipynb #7bb37eb7
+# %% ../nbs/11_mi.ipynb #cf564bba
 import math
 import numpy as np
 import torch
 
-# %% ../nbs/11_mi.ipynb #d95b9814
+# %% ../nbs/11_mi.ipynb #e96e7060
 def _to_tensor(x, name, device, dtype=torch.float64):
     "`x` (tensor, array or sequence) as a `dtype` tensor on `device`."
     if isinstance(x, torch.Tensor): t = x.detach()
@@ -21,7 +21,7 @@ def _to_tensor(x, name, device, dtype=torch.float64):
     if t.is_complex() or t.dtype == torch.bool: raise ValueError(f"`{name}` must be real-valued, got dtype {t.dtype}")
     return t.to(device=device, dtype=dtype) if dtype is not None else t.to(device=device)
 
-# %% ../nbs/11_mi.ipynb #1c41c7f6
+# %% ../nbs/11_mi.ipynb #f020c3a1
 def _check_labels(labels, n, n_classes, device):
     "`labels` as an int64 tensor of length `n`, and the number of classes."
     y = _to_tensor(labels, 'labels', device, dtype=None)
@@ -42,7 +42,7 @@ def _check_labels(labels, n, n_classes, device):
                          "(raise n_classes)")
     return y, int(n_classes)
 
-# %% ../nbs/11_mi.ipynb #023a67f9
+# %% ../nbs/11_mi.ipynb #5bde2182
 def _check_posterior(mu, std, labels, n_classes=None, device=None):
     "Validated float64 `mu`, `std` (N, D), int64 `labels` (N,) and the class count."
     if device is None: device = mu.device if isinstance(mu, torch.Tensor) else 'cpu'
@@ -58,7 +58,7 @@ def _check_posterior(mu, std, labels, n_classes=None, device=None):
     y, n_classes = _check_labels(labels, mu.shape[0], n_classes, device)
     return mu, std, y, n_classes
 
-# %% ../nbs/11_mi.ipynb #e56384a1
+# %% ../nbs/11_mi.ipynb #08f1c11b
 def empirical_label_entropy(labels # N integer labels (tensor, array or list)
                            ) -> float:
     "Entropy (nats) of the empirical label distribution: -sum_l (N_l/N) log(N_l/N) over the classes present."
@@ -70,14 +70,14 @@ def empirical_label_entropy(labels # N integer labels (tensor, array or list)
     p = p[p > 0] / y.numel()
     return float(-(p * p.log()).sum())
 
-# %% ../nbs/11_mi.ipynb #d0026ea4
+# %% ../nbs/11_mi.ipynb #82878ec4
 def _draw_z(mu, std, seed=0):
     "One seeded sample z_j = mu_j + std_j * eps_j per row (float64, on `mu`'s device; eps drawn on the CPU)."
     g = torch.Generator().manual_seed(int(seed))
     eps = torch.randn(mu.shape, generator=g, dtype=torch.float64)
     return mu + std * eps.to(mu.device)
 
-# %% ../nbs/11_mi.ipynb #61bbcc5d
+# %% ../nbs/11_mi.ipynb #1e3e6629
 def _gemm_form(mu, std, order) -> tuple:
     "shift, prec, mp, c with log q(z|x_k) = c_k - 1/2 (z-shift)^2 . prec_k + (z-shift) . mp_k, columns in `order`."
     shift = mu.mean(0)                                        # densities are translation invariant:
@@ -87,7 +87,7 @@ def _gemm_form(mu, std, order) -> tuple:
     c = -0.5 * (mu_s * mp + torch.log(2 * math.pi * var_s)).sum(1)                  # (N,)
     return shift, prec, mp, c
 
-# %% ../nbs/11_mi.ipynb #cf41fc05
+# %% ../nbs/11_mi.ipynb #03f80d7f
 def _segment_logsumexp(a, counts):
     "Log-sum-exp of `a` (B, N) over contiguous column blocks of sizes `counts` -> (B, M); -inf for empty blocks."
     out = a.new_full((a.shape[0], len(counts)), -math.inf)
@@ -97,7 +97,7 @@ def _segment_logsumexp(a, counts):
         s += n
     return out
 
-# %% ../nbs/11_mi.ipynb #3db8ba8a
+# %% ../nbs/11_mi.ipynb #d103bc19
 def _mi_from_samples(z,              # (N, D) one sample z_j ~ q(z|x_j) per image
                      mu, std,        # (N, D) posterior means and standard deviations
                      labels,         # (N,) integer labels in 0..n_classes-1
@@ -127,7 +127,7 @@ def _mi_from_samples(z,              # (N, D) one sample z_j ~ q(z|x_j) per imag
         total = total + (own - marg).sum()
     return float(total / n)
 
-# %% ../nbs/11_mi.ipynb #b94a92a5
+# %% ../nbs/11_mi.ipynb #f1e58f8d
 def mi_q(mu,             # (N, D) posterior means mu_k of q(z|x_k), tensor or array
          std,            # (N, D) posterior standard deviations sigma_k > 0
          labels,         # (N,) integer labels y_k in 0..n_classes-1
@@ -140,7 +140,7 @@ def mi_q(mu,             # (N, D) posterior means mu_k of q(z|x_k), tensor or ar
     mu, std, y, m = _check_posterior(mu, std, labels, n_classes, device)
     return _mi_from_samples(_draw_z(mu, std, seed), mu, std, y, m, chunk=chunk)
 
-# %% ../nbs/11_mi.ipynb #5fa2c075
+# %% ../nbs/11_mi.ipynb #8c5cdaa8
 def mi_q_z1(mu1,            # (N, ...) means of q(z1|z2_sample, x), e.g. (N, c, 4, 4); flattened per image
             std1,           # (N, ...) standard deviations of q(z1|z2_sample, x), same shape
             labels,         # (N,) integer labels
