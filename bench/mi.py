@@ -1,16 +1,16 @@
 #!/usr/bin/env python
 """Benchmark (not a test): `hit_nb.mi.mi_q` against the reference's loop form of the I_q(y; z) estimator.
 
-`ref_mi` below re-implements, from the description in HIT_SPEC §4.4 / I1, how the reference evaluates the estimator:
-Python loops over chunks of 500 samples and over classes; per class, the parameters are `repeat`ed and the samples
-`repeat_interleave`d into chunk x N_l x D tensors; torch.distributions.Normal objects are rebuilt per chunk; float32.
-`mi_q` is the GEMM form in float64 with O(chunk x N) memory.
+`ref_mi` below re-implements how the reference code evaluates the estimator: Python loops over chunks of 500
+samples and over classes; per class, the parameters are `repeat`ed and the samples `repeat_interleave`d into
+chunk x N_l x D tensors; torch.distributions.Normal objects are rebuilt per chunk; float32. `mi_q` is the GEMM form
+in float64 with O(chunk x N) memory (nbs/11_mi.ipynb).
 
 Everything runs on one CPU thread; times are medians of repeats (fewer where a single run is slow). Memory: the peak
 RSS of one run above the RSS just before it (inputs already built), read as VmHWM after resetting the peak mark through
-/proc/self/clear_refs (a resettable ru_maxrss; Linux), beside the analytic size of the largest temporary. Reference sizes whose
-predicted time (quadratic from the largest measured size) exceeds --ref-limit seconds are not run but extrapolated
-quadratically, and marked so.
+/proc/self/clear_refs (a resettable ru_maxrss; Linux), beside the analytic size of the largest temporary. Reference
+sizes whose predicted time (quadratic from the largest measured size) exceeds --ref-limit seconds are not run but
+extrapolated quadratically, and marked so.
 
     python bench/mi.py            # full run: N = 1000, 2000, 4000, 10000; D = 32, 512 (about 3-5 minutes)
     python bench/mi.py --quick    # small run (under 30 s)
@@ -63,7 +63,7 @@ def ref_mi(mu, std, labels, n_classes=N_CLASSES, z=None, chunk=REF_CHUNK):
     return total / n
 
 def peak_temp_bytes(method, n, d, n_classes=N_CLASSES):
-    "Analytic size of the largest single temporary: (chunk, N) float64 for ours, (500 * N_l, D) float32 for the reference."
+    "Analytic size of the largest single temporary: (chunk, N) float64 for ours, (500 * N_l, D) float32 for the ref."
     if method == 'ours': return min(OUR_CHUNK, n) * n * 8
     return min(REF_CHUNK, n) * math.ceil(n / n_classes) * d * 4
 
@@ -77,7 +77,7 @@ def _status_kib(key):
         if line.startswith(key): return int(line.split()[1])
 
 def reset_peak():
-    "Return freed heap to the OS, reset the peak-RSS mark (Linux /proc/self/clear_refs), return the current RSS in bytes."
+    "Return freed heap to the OS, reset the peak-RSS mark (Linux /proc/self/clear_refs); the current RSS in bytes."
     if _libc is not None: _libc.malloc_trim(0)
     try:
         with open('/proc/self/clear_refs', 'w') as f: f.write('5')
@@ -113,19 +113,23 @@ def check_agreement(n, dims):
         z = mu + std * torch.randn(mu.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
         a, b = _mi_from_samples(z, mu, std, y, N_CLASSES), ref_mi(mu, std, y, z=z)
         rows.append((d, a, b))
-        print(f"  N={n:>5} D={d:>3}: ours(float64) = {a:.7f}  reference-form(float32) = {b:.7f}  |diff| = {abs(a - b):.1e}"
+        print(f"  N={n:>5} D={d:>3}: ours(float64) = {a:.7f}  reference-form(float32) = {b:.7f}  "
+              f"|diff| = {abs(a - b):.1e}"
               f"  (H_emp = {empirical_label_entropy(y):.4f})")
     return rows
 
 def mib(x): return f"{'n/a':>8}" if x is None else f"{x / 2**20:8.1f}"
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--quick', action='store_true', help='small run (under 30 s)')
-    p.add_argument('--sizes', type=int, nargs='+', help='N values (default: 1000 2000 4000 10000; quick: 500 1000 2000)')
+    p.add_argument('--sizes', type=int, nargs='+',
+                   help='N values (default: 1000 2000 4000 10000; quick: 500 1000 2000)')
     p.add_argument('--dims', type=int, nargs='+', help='D values (default: 32 512; quick: 32 256)')
     p.add_argument('--repeats', type=int, default=3, help='repeats per timing (fewer where one run is slow)')
-    p.add_argument('--ref-limit', type=float, help='skip reference runs predicted slower than this, seconds (default 60; quick 4)')
+    p.add_argument('--ref-limit', type=float,
+                   help='skip reference runs predicted slower than this, seconds (default 60; quick 4)')
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     sizes = a.sizes or ([500, 1000, 2000] if a.quick else [1000, 2000, 4000, 10000])
@@ -134,11 +138,13 @@ def main(argv=None):
     budget = 6. if a.quick else 25.
     t_start = time.perf_counter()
     print(f"I_q(y;z) estimator benchmark: torch {torch.__version__}, 1 CPU thread, {N_CLASSES} classes, "
-          f"ours chunk {OUR_CHUNK} float64, reference-form chunk {REF_CHUNK} float32; times are medians of up to {a.repeats} repeats")
+          f"ours chunk {OUR_CHUNK} float64, reference-form chunk {REF_CHUNK} float32; "
+          f"times are medians of up to {a.repeats} repeats")
     print("Agreement on the same samples (small N):")
     agree = check_agreement(300 if a.quick else 500, dims)
-    hdr = (f"{'D':>4} {'N':>6} | {'ours s':>7} {'ref s':>10} {'speed-up':>8} | {'ours cpu s':>10} {'ref cpu s':>10} {'speed-up':>8}"
-           f" | {'ours peak MiB':>13} {'ref peak MiB':>12} | {'ours max temp':>13} {'ref max temp':>12} | {'I ours':>6} {'I ref':>6}")
+    hdr = (f"{'D':>4} {'N':>6} | {'ours s':>7} {'ref s':>10} {'speed-up':>8} | "
+           f"{'ours cpu s':>10} {'ref cpu s':>10} {'speed-up':>8} | {'ours peak MiB':>13} {'ref peak MiB':>12} | "
+           f"{'ours max temp':>13} {'ref max temp':>12} | {'I ours':>6} {'I ref':>6}")
     print("\n" + hdr + "\n" + "-" * len(hdr))
     notes = []
     for d in dims:
@@ -159,17 +165,19 @@ def main(argv=None):
                 notes.append('*')
             print(f"{d:>4} {n:>6} | {o['wall']:7.3f} {ref_s:>10} {tr / o['wall']:7.1f}x | {o['cpu']:10.3f} {ref_c:>10} "
                   f"{cr / o['cpu']:7.1f}x | {mib(o['rss']):>13} {rss_r:>12} | "
-                  f"{mib(peak_temp_bytes('ours', n, d)):>13} {mib(peak_temp_bytes('ref', n, d)):>12} | {o['value']:6.3f} {i_r:>6}")
+                  f"{mib(peak_temp_bytes('ours', n, d)):>13} {mib(peak_temp_bytes('ref', n, d)):>12} | "
+                  f"{o['value']:6.3f} {i_r:>6}")
     print("-" * len(hdr))
     if '*' in notes:
         print(f"* reference not run (predicted > {ref_limit:.0f} s): time EXTRAPOLATED quadratically from the largest "
               "N measured at that D; the speed-up in that row uses the extrapolated time.")
     if '¹' in notes: print("¹ one run only (more repeats would exceed the per-size time budget).")
     print("s = wall-clock seconds; cpu s = process CPU seconds (user+sys), steadier on a shared machine; medians.")
-    print("peak MiB = peak RSS of one run above the RSS before it (VmHWM after a clear_refs reset; inputs already built).\n"
-          "max temp = largest single tensor (MiB), analytic: ours min(1024,N) x N float64; reference 500 x N_l x D float32 "
-          "(Normal.log_prob and repeat make several of these at once).")
-    print("I ours / I ref: seed-0 estimates from independent draws (the two forms draw differently), not the agreement check.")
+    print("peak MiB = peak RSS of one run above the RSS before it (VmHWM after a clear_refs reset; inputs already "
+          "built).\nmax temp = largest single tensor (MiB), analytic: ours min(1024,N) x N float64; reference "
+          "500 x N_l x D float32 (Normal.log_prob and repeat make several of these at once).")
+    print("I ours / I ref: seed-0 estimates from independent draws (the two forms draw differently), "
+          "not the agreement check.")
     worst = max(abs(x - y) for _, x, y in agree)
     print(f"agreement: max |ours - reference form| on identical samples = {worst:.1e} "
           f"({'OK' if worst < 1e-4 else 'LARGER THAN 1e-4'}); total wall time {time.perf_counter() - t_start:.0f} s")

@@ -5,25 +5,27 @@
 # %% auto #0
 __all__ = ['upper_hull', 'hull_mask', 'reference_hull']
 
-# %% ../nbs/14_hull.ipynb #a8e0e5ac
+# %% ../nbs/14_hull.ipynb #e7b5fb4c
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
-# %% ../nbs/14_hull.ipynb #d5ed78e2
+# %% ../nbs/14_hull.ipynb #93da4e39
 def _points(rate, metric):
     "Flattened float copies of `rate` and `metric`, checked to match."
     try: r, m = np.array(rate, dtype=float).ravel(), np.array(metric, dtype=float).ravel()
-    except (TypeError, ValueError): raise ValueError("rate and metric must be numeric arrays (one entry per model)") from None
+    except (TypeError, ValueError):
+        raise ValueError("rate and metric must be numeric arrays (one entry per model)") from None
     if np.shape(rate) != np.shape(metric):
-        raise ValueError(f"rate and metric must have the same shape (one entry per model), got {np.shape(rate)} and {np.shape(metric)}")
+        raise ValueError(f"rate and metric must have the same shape (one entry per model), "
+                         f"got {np.shape(rate)} and {np.shape(metric)}")
     return r, m
 
-# %% ../nbs/14_hull.ipynb #8ca11b1a
+# %% ../nbs/14_hull.ipynb #17ad0305
 def upper_hull(rate, # total rate R(z2) + R(z1|z2) per model (any shape)
                metric, # metric per model, same shape as `rate`; NaN = missing, ignored
                lower:bool=False, # the lower hull instead, for lower-is-better metrics such as FID
               ):
-    "Sorted flat indices of the points on the upper (or lower) convex hull of (rate, metric); collinear points excluded."
+    "Sorted flat indices of the points on the upper (or lower) convex hull of (rate, metric), collinear ones excluded."
     r, m = _points(rate, metric)
     if lower: m = -m
     ok = np.flatnonzero(np.isfinite(r) & np.isfinite(m))
@@ -39,7 +41,7 @@ def upper_hull(rate, # total rate R(z2) + R(z1|z2) per model (any shape)
         hull.append(i)
     return np.sort(np.array(hull, dtype=int))
 
-# %% ../nbs/14_hull.ipynb #b9ca9195
+# %% ../nbs/14_hull.ipynb #06313a65
 def hull_mask(rate, # total rate per model (any shape)
               metric, # metric per model, same shape as `rate`; NaN = missing
               lower:bool=False, # the lower hull instead (FID-like metrics)
@@ -49,7 +51,7 @@ def hull_mask(rate, # total rate per model (any shape)
     mask[upper_hull(rate, metric, lower)] = True
     return mask.reshape(np.shape(rate))
 
-# %% ../nbs/14_hull.ipynb #00f8b747
+# %% ../nbs/14_hull.ipynb #4c490636
 def _fill_nan_from_previous(a):
     "Replace each NaN by the element before it (index 0 takes the last), sequentially, as the reference did."
     a = a.copy()
@@ -57,11 +59,12 @@ def _fill_nan_from_previous(a):
         if np.isnan(a[i]): a[i] = a[i - 1]
     return a
 
+# %% ../nbs/14_hull.ipynb #c93cf119
 def reference_hull(rate, # total rate per model (any shape)
                    metric, # metric per model, same shape as `rate`
                    lower:bool=False, # the reference's lower-hull mode (viewpoint at (0, -2 max metric)), used for FID
                   ):
-    "The reference code's 'convex hull' via a Qhull viewpoint (HIT_SPEC §4.7, bug B10); for comparison with the paper's plots only."
+    "The reference code's 'convex hull' via a Qhull viewpoint; for comparison with the paper's plots only."
     r, m = _points(rate, metric)
     r, m = _fill_nan_from_previous(r), _fill_nan_from_previous(m)
     n = len(r)
@@ -69,6 +72,8 @@ def reference_hull(rate, # total rate per model (any shape)
         raise ValueError(f"reference_hull needs at least 3 points and finite values after NaN filling, got {n} points")
     view = (0.0, -2 * m.max() if lower else 2 * m.max())
     try: hull = ConvexHull(np.vstack([np.column_stack([r, m]), view]), qhull_options=f'QG{n}')
-    except QhullError as e: raise ValueError(f"reference_hull: Qhull failed on these points (all on one line?): {str(e).splitlines()[0]}") from None
+    except QhullError as e:
+        raise ValueError(f"reference_hull: Qhull failed on these points (all on one line?): "
+                         f"{str(e).splitlines()[0]}") from None
     idx = np.unique(hull.simplices[hull.good])
     return idx[idx != n].astype(int)

@@ -20,7 +20,7 @@ def refresh_outputs(path,                  # a library notebook
     from execnb.shell import CaptureShell
     from nbdev.process import NBProcessor
     path = Path(path).absolute()
-    nb = NBProcessor(path, process=True).nb
+    nb = NBProcessor(path, process=True, rm_directives=False).nb
     def skip(cell):
         if cell.cell_type != 'code': return True
         if cell.source.lstrip().startswith('#| default_exp'): return True

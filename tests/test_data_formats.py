@@ -13,7 +13,7 @@ import scipy.io
 import torch
 
 import hit_nb.data as hd
-from hit_nb.data import DATASETS, HITData, default_root, load_dataset
+from hit_nb.data import DATASETS, ImageData, default_root, load_dataset
 
 import torchvision.datasets.cifar as tv_cifar   # importable because hit_nb.data ran torchvision_compat()
 import torchvision.datasets.mnist as tv_mnist
@@ -23,7 +23,7 @@ torch.set_num_threads(1)
 RNG = np.random.default_rng(0)
 
 
-def _assert_split(d: HITData, split: str, x_nchw: np.ndarray, y: np.ndarray):
+def _assert_split(d: ImageData, split: str, x_nchw: np.ndarray, y: np.ndarray):
     x, lab = d._split(split)
     assert x.dtype == torch.uint8 and lab.dtype == torch.int64
     assert x.is_contiguous()
@@ -31,7 +31,7 @@ def _assert_split(d: HITData, split: str, x_nchw: np.ndarray, y: np.ndarray):
     assert lab.tolist() == list(y)
 
 
-# ---------------------------------------------------------------- SVHN: MATLAB .mat, X (32, 32, 3, N), y (N, 1) in 1..10
+# ------------------------------------------------------------- SVHN: MATLAB .mat, X (32, 32, 3, N), y (N, 1) in 1..10
 
 def _write_svhn(path, n, first_labels=()):
     X = RNG.integers(0, 256, size=(32, 32, 3, n), dtype=np.uint8)       # X[row, col, channel, image]
@@ -45,7 +45,7 @@ def test_svhn_mat(tmp_path, monkeypatch):
     monkeypatch.setattr(tv_svhn.SVHN, '_check_integrity', lambda self: True)
     Xtr, ytr = _write_svhn(tmp_path / 'train_32x32.mat', 7, first_labels=(10, 1, 10, 9))
     Xte, yte = _write_svhn(tmp_path / 'test_32x32.mat', 5, first_labels=(5, 10))
-    Xtr[4, 7, 2, 1] = 200; Xtr[7, 4, 2, 1] = 13                            # a pixel off the diagonal: rows and columns must not swap
+    Xtr[4, 7, 2, 1] = 200; Xtr[7, 4, 2, 1] = 13           # a pixel off the diagonal: rows and columns must not swap
     scipy.io.savemat(str(tmp_path / 'train_32x32.mat'), {'X': Xtr, 'y': ytr.reshape(-1, 1)})
 
     d = load_dataset('svhn', root=tmp_path, download=False)
@@ -60,7 +60,7 @@ def test_svhn_mat(tmp_path, monkeypatch):
     assert 0 <= xb.min() and xb.max() <= 1
 
 
-# ---------------------------------------------------------------- CIFAR-10: Python 2 pickles of {'data': uint8 (N, 3072), 'labels': [..]}
+# ------------------------------------------- CIFAR-10: Python 2 pickles of {'data': uint8 (N, 3072), 'labels': [..]}
 
 class _Py2Str(bytes):
     "A Python 2 `str`, what the published CIFAR-10 pickles hold as keys and class names."
@@ -82,7 +82,7 @@ def _py2_pickle(obj, path):
 
 
 def _write_cifar_batch(path, n, name):
-    data = RNG.integers(0, 256, size=(n, 3072), dtype=np.uint8)          # 1024 red, 1024 green, 1024 blue; each 32x32 row-major
+    data = RNG.integers(0, 256, size=(n, 3072), dtype=np.uint8)  # 1024 red, 1024 green, 1024 blue; each 32x32 row-major
     labels = [int(v) for v in RNG.integers(0, 10, size=n)]
     _py2_pickle({_Py2Str(b'batch_label'): _Py2Str(name.encode()), _Py2Str(b'labels'): labels,
                  _Py2Str(b'data'): data, _Py2Str(b'filenames'): [_Py2Str(b'img%d.png' % i) for i in range(n)]}, path)
@@ -92,7 +92,8 @@ def _write_cifar_batch(path, n, name):
 def test_cifar10_batches(tmp_path, monkeypatch):
     monkeypatch.setattr(tv_cifar, 'check_integrity', lambda *a, **k: True)   # md5 of every batch and of batches.meta
     folder = tmp_path / 'cifar-10-batches-py'; folder.mkdir()
-    train = [_write_cifar_batch(folder / f'data_batch_{i}', n, f'training batch {i} of 5') for i, n in zip(range(1, 6), (2, 3, 1, 2, 2))]
+    train = [_write_cifar_batch(folder / f'data_batch_{i}', n, f'training batch {i} of 5')
+             for i, n in zip(range(1, 6), (2, 3, 1, 2, 2))]
     test_data, test_labels = _write_cifar_batch(folder / 'test_batch', 3, 'testing batch 1 of 1')
     names = [b'airplane', b'automobile', b'bird', b'cat', b'deer', b'dog', b'frog', b'horse', b'ship', b'truck']
     _py2_pickle({_Py2Str(b'num_cases_per_batch'): 10000, _Py2Str(b'label_names'): [_Py2Str(s) for s in names],
@@ -135,7 +136,8 @@ def test_mnist_idx_binarised(tmp_path):
     _assert_split(d, 'train', (tr >= 128).astype(np.uint8)[:, None], ytr)
     _assert_split(d, 'test', (te >= 128).astype(np.uint8)[:, None], yte)
     xb, _ = next(d.batches('test', batch_size=4, shuffle=False))
-    assert set(xb.unique().tolist()) <= {0.0, 1.0} and torch.equal(xb, torch.from_numpy((te >= 128)[:, None].astype(np.float32)))
+    assert set(xb.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(xb, torch.from_numpy((te >= 128)[:, None].astype(np.float32)))
 
 
 # ---------------------------------------------------------------- files that are not there
@@ -146,7 +148,8 @@ def test_missing_files_error(tmp_path, name):
     with pytest.raises(FileNotFoundError) as e:
         load_dataset(name, root=tmp_path, download=False)
     msg = str(e.value)
-    for s in (f"dataset='{name}'", str((tmp_path / sub).resolve()), *files, 'root=', '-p root', '$HIT_NB_DATA', "dataset='mnist5k'", 'download=False'):
+    ways_out = ('root=', '-p root', '$HIT_NB_DATA', "dataset='mnist5k'", 'download=False')
+    for s in (f"dataset='{name}'", str((tmp_path / sub).resolve()), *files, *ways_out):
         assert s in msg, s
 
 
@@ -155,12 +158,13 @@ def test_missing_marks_only_missing(tmp_path, monkeypatch):
     _write_svhn(tmp_path / 'train_32x32.mat', 2)
     with pytest.raises(FileNotFoundError) as e:
         load_dataset('svhn', root=tmp_path, download=False)
-    assert '* test_32x32.mat' in str(e.value) and '  train_32x32.mat' in str(e.value) and '* train_32x32.mat' not in str(e.value)
+    msg = str(e.value)
+    assert '* test_32x32.mat' in msg and '  train_32x32.mat' in msg and '* train_32x32.mat' not in msg
 
 
 def test_missing_gz_only_mnist(tmp_path):
     raw = tmp_path / 'MNIST' / 'raw'; raw.mkdir(parents=True)
-    (raw / 'train-images-idx3-ubyte.gz').write_bytes(b'')                   # compressed names are not what torchvision reads
+    (raw / 'train-images-idx3-ubyte.gz').write_bytes(b'')       # compressed names are not what torchvision reads
     with pytest.raises(FileNotFoundError, match='gunzip'):
         load_dataset('mnist', root=tmp_path, download=False)
 
@@ -182,7 +186,7 @@ def test_failed_download_is_chained(tmp_path, monkeypatch, name, module, fn):
     with pytest.raises(FileNotFoundError, match='download failed') as e:
         load_dataset(name, root=tmp_path, download=True)
     cause = e.value.__cause__
-    assert isinstance(cause, (urllib.error.URLError, RuntimeError))          # MNIST wraps its mirrors' errors in a RuntimeError
+    assert isinstance(cause, (urllib.error.URLError, RuntimeError))  # MNIST wraps its mirrors' errors in a RuntimeError
     assert 'no network' in str(cause) or 'no network' in str(getattr(cause, 'reason', ''))
     assert "dataset='mnist5k'" in str(e.value)
 
