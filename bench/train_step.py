@@ -51,7 +51,7 @@ try: import hit_nb.data
 except ImportError:                                      # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import hit_nb.data
-from hit_nb.data import HITData                          # importing hit_nb.data first makes torchvision importable
+from hit_nb.data import ImageData                          # importing hit_nb.data first makes torchvision importable
 from hit_nb.models import build_model, n_params
 from hit_nb.losses import model_loss
 from hit_nb.train import train_epoch, prepare_model, tune_malloc
@@ -222,7 +222,7 @@ class Ours:
         model = prepare_model(model, 'cpu')                   # channels_last on the CPU, as train() does
         self.model, self.opt = model, torch.optim.Adam(model.parameters(), lr=LR)
         x = raw if model.likelihood == 'gaussian' else (raw >= 128).to(torch.uint8)   # the library's binarisation
-        self.data = HITData('synthetic', x, labels, x[:BATCH], labels[:BATCH], model.likelihood)
+        self.data = ImageData('synthetic', x, labels, x[:BATCH], labels[:BATCH], model.likelihood)
         gen = torch.Generator().manual_seed(seed)
         self.it = endless(lambda: self.data.batches('train', BATCH, shuffle=True, generator=gen, device='cpu'))
         self.betas = torch.tensor([1., 1.])
