@@ -47,10 +47,10 @@ demo: $(STAMP)
 	$(MAKE) --no-print-directory figures RESULTS=$(DEMO)/sweep/results.csv TARGETS=$(DEMO)/targets/results.csv && \
 	echo "demo done in $$(( $$(date +%s) - start )) s: runs in $(DEMO)/, figures in $(FIGDIR)/"
 
+# every figure notebook on RESULTS, and the rate-targeting figures when TARGETS exists (hit_nb.figures.render_all)
 figures: $(STAMP)
-	$(BIN)/python -c "from hit_nb.figures import render_all; render_all('$(RESULTS)', '$(FIGDIR)', prefix='$(PREFIX)', workers=2)"
-	@if [ -f "$(TARGETS)" ]; then mkdir -p $(FIGDIR)/notebooks && $(BIN)/papermill --no-progress-bar nbs/figures/rate_targets.ipynb \
-	    $(FIGDIR)/notebooks/$(PREFIX)rate_targets.ipynb -p results $(TARGETS) -p grid_results $(RESULTS) -p outdir $(FIGDIR) -p prefix '$(PREFIX)'; fi
+	$(BIN)/python -c "import os; from hit_nb.figures import render_all; t = '$(TARGETS)'; \
+	    render_all('$(RESULTS)', '$(FIGDIR)', prefix='$(PREFIX)', workers=2, targets=t if os.path.isfile(t) else None)"
 
 sweep: $(STAMP)
 	$(BIN)/hit_sweep --grid $(GRID) --dataset $(DATASET) --model $(MODEL) --gpus auto $(if $(ROOT),--root $(ROOT),)

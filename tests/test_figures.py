@@ -1,39 +1,24 @@
-"Figure notebooks end to end: a real 2x2 grid (trained, evaluated) plus a pending run -> results.csv -> render_all -> every PNG/PDF/table."
-import json, os
+"""Figure notebooks end to end: a real 2x2 grid (trained, evaluated) plus a pending run -> results.csv (the library's
+results_table) -> render_all -> every PNG/PDF/table."""
+import json
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from PIL import Image
 from conftest import ROOT, BIN, run
 
 BETAS = (1.0, 3.16227766)
-METRICS = ['rate_z2', 'rate_z1', 'rate', 'distortion', 'mse', 'psnr', 'is', 'is_std', 'is_diversity', 'is_sharpness', 'mi_z2', 'mi_z1',
-           *[f'acc_{p}_{l}' for p in ('logreg', 'linsvm', 'rbfsvm', 'knn') for l in ('mu2', 'mu1')], 'acc_logreg_std_mu2', 'acc_logreg_std_mu1',
-           'acc_bound_z2', 'acc_bound_rate_z2', 'label_entropy', 'classifier_accuracy', 'n_params', 'train_seconds']
 FIGURES = ['fig1_landscape', 'fig1_landscapes_2d', 'fig3_rate_distortion', 'fig4_samples', 'fig5_generation',
            'fig6_accuracy_vs_rate', 'fig7_information']
 
-def results_table(sweep:Path, out:Path) -> pd.DataFrame:
-    "The results-table contract from run directories: one row per run, run_dir relative to the CSV, status 'done' = trained and evaluated."
-    rows = []
-    for d in sorted(p for p in sweep.iterdir() if (p/'config.json').exists()):
-        cfg = json.loads((d/'config.json').read_text())
-        m = json.loads((d/'metrics.json').read_text()) if (d/'metrics.json').exists() else {}
-        st = m.get('status', 'pending')
-        if st == 'done' and not (m.get('evaluated') and (d/'DONE').exists()): st = 'trained'
-        rows.append(dict(run_dir=os.path.relpath(d, out.parent), dataset=cfg['dataset'], model=cfg['model'], n_layers=cfg['n_layers'],
-                         beta2=cfg['beta2'], beta1=cfg['beta1'], epochs=cfg['epochs'], seed=cfg['seed'], status=st,
-                         reason=m.get('reason', ''), **{k: m.get(k, np.nan) if st == 'done' else np.nan for k in METRICS}))
-    df = pd.DataFrame(rows); df.to_csv(out, index=False)
-    return df
-
 @pytest.fixture(scope='module')
 def table(tmp_path_factory):
-    "A real 2x2 (beta2, beta1) grid on mnist5k, 1 epoch each, evaluated with a 1-epoch IS classifier, plus one pending run."
+    "A real 2x2 (beta2, beta1) grid on mnist5k, 1 epoch each, evaluated (1-epoch IS classifier), plus one pending run."
     from hit_nb.train import train
     from hit_nb.config import make_config
     from hit_nb.core import write_json
     from hit_nb.evaluate import evaluate_run
     from hit_nb.classifiers import train_classifier
+    from hit_nb.results import results_table, write_results
     base = tmp_path_factory.mktemp('figs')
     clf = base/'mnist5k_clf.pt'
     train_classifier('mnist5k', out=clf, epochs=1, progress=False)
@@ -41,14 +26,15 @@ def table(tmp_path_factory):
     for b2 in BETAS:
         for b1 in BETAS:
             out = sweep/f'b2_{b2:g}-b1_{b1:g}'
-            train(progress=False, out_dir=out, dataset='mnist5k', beta2=b2, beta1=b1, epochs=1, batch_size=500, threads=1)
+            train(progress=False, out_dir=out, dataset='mnist5k', beta2=b2, beta1=b1, epochs=1, batch_size=500,
+                  threads=1)
             evaluate_run(out, classifier=clf, n_samples=500, progress=False)
     pending = sweep/'b2_1-b1_0.316228'; pending.mkdir()             # a run the sweep has not reached: a missing cell
-    write_json(pending/'config.json', make_config(dataset='mnist5k', beta2=1., beta1=0.31622777, epochs=1, batch_size=500, out_dir=pending))
-    csv = base/'results'/'results.csv'; csv.parent.mkdir()
-    df = results_table(sweep, csv)
+    cfg = make_config(dataset='mnist5k', beta2=1., beta1=0.31622777, epochs=1, batch_size=500, out_dir=pending)
+    write_json(pending/'config.json', cfg)
+    df = results_table(sweep)                                        # as a sweep writes it: run_dir relative to the CSV
     assert (df.status == 'done').sum() == 4 and (df.status == 'pending').sum() == 1
-    return csv
+    return write_results(df, sweep/'results.csv')
 
 def not_blank(png:Path):
     g = np.asarray(Image.open(png).convert('L'), dtype=float)
@@ -71,10 +57,10 @@ def test_render_all(table, tmp_path):
     for name in FIGURE_NOTEBOOKS:
         nb = json.loads((out/'notebooks'/f't_{name}.ipynb').read_text())
         outs = [o for c in nb['cells'] if c['cell_type'] == 'code' for o in c.get('outputs', [])]
-        if name != 'table1': assert sum('image/png' in o.get('data', {}) for o in outs) >= 1, name   # the notebook shows its figure
+        if name != 'table1': assert sum('image/png' in o.get('data', {}) for o in outs) >= 1, name   # shows its figure
     nb = (out/'notebooks'/'t_fig3_rate_distortion.ipynb').read_text()
     assert '4 of 5 runs' in nb                                    # the pending run is left out and said so
-    assert not [p for p in out.rglob('.*.tmp')]                   # no half-written files
+    assert not list(out.rglob('.*'))                              # no half-written files, figures or notebooks
 
 def test_figure_notebook_without_results_fails_clearly(tmp_path):
     r = run([str(BIN/'papermill'), str(ROOT/'nbs'/'figures'/'fig3_rate_distortion.ipynb'), str(tmp_path/'o.ipynb'),
