@@ -11,7 +11,7 @@
   separate mu/std heads, torch.distributions, CPU noise, a DataLoader with a PIL image and ToTensor per image,
   4 .item() per step, the state_dict saved every epoch), each followed by hit_nb's `evaluate_run` of that point — timed
   on the sequential run's directory, so the baseline gets our evaluation for free (the reference's own evaluation is
-  slower still: bench/mi.py, HIT_SPEC I1-I6). Its rows are "reference training + hit_nb evaluation".
+  slower still: bench/mi.py). Its rows are "reference training + hit_nb evaluation".
 
 Before them it measures what the machine allows: one pure training (hit_nb's `train`, 1 thread, no notebook) alone, then
 `--workers` copies of it at once. Their ratio is the most any runner can gain from parallel processes here (on the

@@ -1,12 +1,12 @@
 "Integration tests of β-grid sweeps: an uninterrupted sweep, the driver killed, a worker killed, failure isolation, timeouts, bad input."
 import io, json, os, re, shutil, signal, subprocess, sys, threading, time
 from pathlib import Path
-import pandas as pd, psutil, pytest, torch
+import nbformat, pandas as pd, psutil, pytest, torch
 from hit_nb.sweep import run_sweep
 from hit_nb.grids import grid_points
-from hit_nb.results import results_table, run_status, table1
+from hit_nb.results import results_table, run_status
 from hit_nb.classifiers import train_classifier
-from conftest import BIN, run
+from conftest import BIN, ROOT, run
 
 TINY = dict(epochs=2, batch_size=500)          # 8 steps per epoch on mnist5k
 EVAL = dict(n_samples=500)
@@ -76,7 +76,7 @@ def test_uninterrupted_sweep(reference):
         assert (d/r/'train.ipynb').exists() and (d/r/'evaluate.ipynb').exists() and not (d/r/'failure.json').exists()
         assert_clean(d/r)
     t1 = pd.read_csv(d/'table1.csv', index_col=0)
-    assert t1.loc['mu2', 'rbfsvm'] == pytest.approx(100 * df.acc_rbfsvm_mu2.max(), abs=1e-9)
+    assert t1.loc['μ2', 'RBF SVM'] == pytest.approx(100 * df.acc_rbfsvm_mu2.max(), abs=1e-9)
     assert (d/'table1.md').read_text().startswith('| latent |')
     # rate accounting sanity: a larger beta2 buys a smaller R(z2) at the same beta1
     by = df.set_index(['beta2', 'beta1'])
@@ -230,6 +230,21 @@ def test_fresh_kernels(reference, clf, tmp_path):
     ref = csv(reference[0])
     assert_same_results(csv(d), ref[ref.run_dir == df.run_dir.item()])
     assert (d/df.run_dir.item()/'evaluate.ipynb').exists()
+
+def test_dask_failure_is_timed(clf, tmp_path):
+    "A task Dask gives up on (its worker killed, allowed_failures=0) is recorded at stage 'dask', timed from its submission."
+    nbs = tmp_path/'nbs'; nbs.mkdir()
+    for name in ('train', 'evaluate'):                                   # the real parameters cells; a body that kills the worker
+        nb = nbformat.read(ROOT/'nbs'/f'{name}.ipynb', as_version=4)
+        nb.cells = [c for c in nb.cells if 'parameters' in c.metadata.get('tags', [])]
+        nb.cells.append(nbformat.v4.new_code_cell("import os, signal, time\ntime.sleep(1)\nos.kill(os.getppid(), signal.SIGKILL)"))
+        nbformat.write(nb, nbs/f'{name}.ipynb')
+    d = tmp_path/'sweep'
+    df = run_sweep(points(d, '1x1'), d, n_workers=1, classifier=clf, eval_params=EVAL, progress=False, notebooks_dir=nbs,
+                   allowed_failures=0)
+    f = json.loads((d/df.run_dir.item()/'failure.json').read_text())
+    assert df.status.item() == 'failed' and f['stage'] == 'dask' and 'KilledWorker' in f['reason'], f
+    assert f['seconds'] >= 1, f                                           # not ~0: timed from the task's submission
 
 def test_cli_bad_input(tmp_path):
     "A bad grid value fails before anything runs, naming the parameter; exit code 2."
