@@ -9,7 +9,6 @@ from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 import pandas as pd
-from fastcore.meta import delegates
 from fastcore.script import call_parse
 from .core import EXIT_BAD_INPUT, ConfigError, file_lock, write_json
 from .config import make_config
@@ -18,8 +17,8 @@ from .notebooks import execute_notebook
 from .results import read_json_or_none, results_table, run_complete, run_status, write_results, write_table1
 
 # %% auto #0
-__all__ = ['notebooks_path', 'run_point', 'visible_gpus', 'worker_gpu', 'run_sweep', 'slurm_cluster', 'pbs_cluster', 'hit_sweep',
-           'run_target_sweep', 'hit_target_sweep']
+__all__ = ['notebooks_path', 'run_point', 'visible_gpus', 'worker_gpu', 'run_sweep', 'hit_sweep', 'run_target_sweep',
+           'hit_target_sweep']
 
 # %% ../nbs/19_sweep.ipynb #93c3b9e2
 def notebooks_path(notebooks_dir=None, # folder with train.ipynb and evaluate.ipynb (None: $HIT_NB_NOTEBOOKS, else nbs/)
@@ -356,49 +355,6 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
     write_results(df, sweep_dir/'results.csv')
     if any(c.startswith('acc_') and df[c].notna().any() for c in df): write_table1(df, sweep_dir/'table1')
     return df
-
-# %% ../nbs/19_sweep.ipynb #d7b15d97
-def _jobqueue(kind:str,                 # 'slurm' or 'pbs'
-              jobs:int=0,               # batch jobs to submit now (.scale(jobs=N)); 0: none yet
-              cores:int=8,              # CPUs per job
-              memory:str='32GB',        # memory per job
-              walltime:str='08:00:00',  # time limit per job
-              gpus_per_job:int=1,       # GPUs per job; 0 for CPU jobs
-              runs_per_gpu:int=2,       # worker processes (= concurrent runs) per GPU
-              threads_per_worker:int=1, # CPU jobs: torch threads per run (cores // threads_per_worker workers a job)
-              queue:str=None,           # partition / queue
-              account:str=None,         # account
-              job_extra_directives=(),  # more #SBATCH / #PBS lines, e.g. ['--constraint=a100']
-              job_script_prologue=(),   # shell lines before the workers start, e.g. ['module load cuda']
-              python:str=None,          # the nodes' Python with hit_nb installed (None: this interpreter)
-              **kwargs,                 # anything else dask_jobqueue.SLURMCluster / PBSCluster take
-             ):
-    "A dask-jobqueue cluster whose jobs run gpus_per_job × runs_per_gpu single-threaded workers each."
-    import dask_jobqueue
-    workers = gpus_per_job * runs_per_gpu if gpus_per_job else max(1, cores // threads_per_worker)
-    common = dict(cores=workers, processes=workers, memory=memory, walltime=walltime, queue=queue, account=account,
-                  python=python or sys.executable, job_script_prologue=list(job_script_prologue or []),
-                  name='hit-sweep')
-    directives = list(job_extra_directives or [])
-    if kind == 'slurm':
-        if gpus_per_job: directives.append(f'--gres=gpu:{gpus_per_job}')
-        cluster = dask_jobqueue.SLURMCluster(job_cpu=cores, job_extra_directives=directives, **common, **kwargs)
-    else:
-        spec = f'select=1:ncpus={cores}:mem={memory}' + (f':ngpus={gpus_per_job}' if gpus_per_job else '')
-        cluster = dask_jobqueue.PBSCluster(resource_spec=kwargs.pop('resource_spec', spec),
-                                           job_extra_directives=directives, **common, **kwargs)
-    if jobs: cluster.scale(jobs=jobs)
-    return cluster
-
-@delegates(_jobqueue, keep=True)
-def slurm_cluster(**kwargs):
-    "A dask-jobqueue SLURMCluster (`--cpus-per-task=cores`, `--gres=gpu:gpus_per_job`, `-p queue`, `-A account`)."
-    return _jobqueue('slurm', **kwargs)
-
-@delegates(_jobqueue, keep=True)
-def pbs_cluster(**kwargs):
-    "A dask-jobqueue PBSCluster (PBS Pro `-l select=1:ncpus=..:mem=..:ngpus=..`, `-q queue`), else as slurm_cluster."
-    return _jobqueue('pbs', **kwargs)
 
 # %% ../nbs/19_sweep.ipynb #790bf0f3
 @call_parse
