@@ -34,8 +34,12 @@ def test_module_imports_no_torch(module):
     r = subprocess.run([sys.executable, '-c', f"import hit_nb.{module}, sys; assert 'torch' not in sys.modules"])
     assert r.returncode == 0, f"import hit_nb.{module} imports torch"
 
+# the background documents the project was written from, which are not part of the repository; spelled in pieces so
+# that this file does not itself cite them
+OUTSIDE = [r'HIT' '_SPEC', r'DESIGN' r'\.md', r'STYLE' r'\.md', r'ENVIRONMENT' r'\.md', r'\.\./' 'shared']
+
 def test_repository_stands_alone():
     "No file of the repository cites a document that is not in it."
-    r = subprocess.run(['git', 'grep', '-l', '-E', r'HIT_SPEC|DESIGN\.md|STYLE\.md|ENVIRONMENT\.md|\.\./shared', '--', '.',
-                        ':!tests/test_layout.py'], cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run(['git', 'grep', '-l', '-E', '|'.join(OUTSIDE)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode in (0, 1), r.stderr                           # 1: nothing found
     assert r.stdout.strip() == '', r.stdout
