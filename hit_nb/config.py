@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_config.ipynb #2713c22b
 from __future__ import annotations
-import inspect, json, math
+import inspect, json, math, re
 from pathlib import Path
 import torch
 from .core import ConfigError
@@ -12,7 +12,8 @@ from .data import DATASETS
 from .models import MODELS
 
 # %% auto #0
-__all__ = ['PRESETS', 'TRAIN_PARAMS', 'IDENTITY', 'run_name', 'make_config']
+__all__ = ['PRESETS', 'BETA_RANGE', 'LR_RANGE', 'SIGMA_X_RANGE', 'MAX_TARGET_RATE', 'SEED_RANGE', 'MAX_THREADS', 'TRAIN_PARAMS',
+           'IDENTITY', 'run_name', 'make_config']
 
 # %% ../nbs/07_config.ipynb #30466159
 PRESETS = {
@@ -32,19 +33,54 @@ def run_name(cfg:dict) -> str:
     return f"{cfg['dataset']}-{cfg['model']}-{bs}-e{cfg['epochs']}-s{cfg['seed']}"
 
 # %% ../nbs/07_config.ipynb #256462be
-def _check_beta(name, b):
-    if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b) or b <= 0:
-        raise ConfigError(f"{name}={b!r}: every beta must be a finite number > 0 (the paper's grid spans 0.1 to 10)")
-    return float(b)
+BETA_RANGE = (1e-6, 1e6)     # a beta outside drowns one term of Eq. 8 in float32 rounding
+LR_RANGE = (1e-8, 1.)        # an Adam step below moves no float32 weight; above, it is larger than the weights
+SIGMA_X_RANGE = (1e-3, 1e3)  # the likelihood's std for pixels in [0, 1]
+MAX_TARGET_RATE = 1e5        # nats: more than a raw 8-bit 3x32x32 image holds
+SEED_RANGE = (0, 2**32 - 1)  # what torch and NumPy both take
+MAX_THREADS = 1024           # torch's thread pool crashes far above
 
-def _positive(v): return isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+def _text(v) -> str:
+    "A hint for a number that arrived as text (YAML reads 1e-1 as a string)."
+    if not isinstance(v, str): return ''
+    return (f" (it is the text {v!r}, not a number: YAML reads 1e-1 as a string, so write 0.1 or 1.0e-1, "
+            f"or pass it with -p)")
+
+def _number(name, v, lo=0., hi=math.inf, what='a finite number', lo_open=True):
+    "`v` as a float if it is a number in [lo, hi] (lo excluded if `lo_open`); ConfigError naming `name` otherwise."
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and \
+         (v > lo if lo_open else v >= lo) and v <= hi
+    if not ok:
+        rng = f"> {lo:g}" if hi == math.inf else f"in ({lo:g}, {hi:g}]" if lo_open else f"in [{lo:g}, {hi:g}]"
+        raise ConfigError(f"{name}={v!r}: must be {what} {rng}{_text(v)}")
+    return float(v)
+
+def _check_beta(name, b):
+    return _number(name, b, *BETA_RANGE, lo_open=False,
+                   what="a number (the paper's grid spans 0.1 to 10; float32 carries Eq. 8 for betas)")
+
+def _integer(name, v, lo, hi=None):
+    "`v` if it is an integer in [lo, hi]; ConfigError naming `name` otherwise."
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ConfigError(f"{name}={v!r}: must be an integer {rng}{_text(v)}")
+    return v
+
 
 # %% ../nbs/07_config.ipynb #27b5bae8
+def _json(name, v):
+    "A list given as JSON text (what a command line hands over) parsed; ConfigError naming `name` if it is not JSON."
+    if not isinstance(v, str): return v
+    try: return json.loads(v)
+    except ValueError as e:
+        raise ConfigError(f"{name}={v!r} is not a JSON list ({e}): write it like \"[0.5, 1.0, 2.0]\" "
+                          f"(null for a layer without a value)") from None
+
 def _betas(beta2, beta1, betas) -> list:
     "One beta per layer, top first: [beta2, beta1], or `betas` (a list or JSON; beta2, beta1 may repeat its last two)."
     b2, b1 = _check_beta('beta2', beta2), _check_beta('beta1', beta1)
     if betas is None: return [b2, b1]
-    if isinstance(betas, str): betas = json.loads(betas)
+    betas = _json('betas', betas)
     if not isinstance(betas, (list, tuple)) or len(betas) < 2:
         raise ConfigError(f"betas={betas!r}: give a list with one beta per latent layer, top first, at least 2 "
                           f"(e.g. [0.5, 1.0, 2.0] for L = 3)")
@@ -54,12 +90,13 @@ def _betas(beta2, beta1, betas) -> list:
                           f"set the betas of all layers in `betas` only")
     return betas
 
+
 # %% ../nbs/07_config.ipynb #5fcd5d44
 def _check_targets(t2, t1, targets, betas) -> list|None:
     "Per-layer target rates (top first, None = fixed beta) or None; a layer takes a fixed beta or a target, not both."
     L = len(betas)
     if targets is not None:
-        if isinstance(targets, str): targets = json.loads(targets)
+        targets = _json('target_rates', targets)
         if t2 is not None or t1 is not None:
             raise ConfigError("target_rates replaces target_rate_z2/target_rate_z1: set only one of them")
         if not isinstance(targets, (list, tuple)) or len(targets) != L:
@@ -70,41 +107,45 @@ def _check_targets(t2, t1, targets, betas) -> list|None:
     for i, t in enumerate(targets):
         name = f'target_rate_z{L - i}'
         if t is None: continue
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
-            raise ConfigError(f"{name}={t!r}: a target rate must be a finite number of nats > 0")
+        _number(name, t, 0, MAX_TARGET_RATE, what='a number of nats')
         if betas[i] != 1.:
             raise ConfigError(f"{name}={t} and beta{L - i}={betas[i]} both set: a layer takes a fixed beta or a "
                               f"target rate (its beta is then adapted, starting from 1); drop one of them")
     return [None if t is None else float(t) for t in targets]
 
+
 # %% ../nbs/07_config.ipynb #3ad4c549
 def _check_control(rate_lr, beta_min, beta_max):
     "The step and the clamp of the adapted betas."
-    if not _positive(rate_lr): raise ConfigError(f"rate_lr={rate_lr!r}: must be a finite number > 0")
-    numbers = isinstance(beta_min, (int, float)) and isinstance(beta_max, (int, float))
-    if not (numbers and 0 < beta_min < beta_max < math.inf):
-        raise ConfigError(f"beta_min={beta_min!r}, beta_max={beta_max!r}: need 0 < beta_min < beta_max < inf")
+    _number('rate_lr', rate_lr, 0, 1)
+    lo, hi = _check_beta('beta_min', beta_min), _check_beta('beta_max', beta_max)
+    if not lo < hi: raise ConfigError(f"beta_min={beta_min!r}, beta_max={beta_max!r}: need beta_min < beta_max")
+
 
 # %% ../nbs/07_config.ipynb #bdf04973
 def _preset(dataset, **given) -> dict:
     "epochs, batch_size, lr, sigma_x: the dataset's preset, overridden by the `given` ones that are not None, checked."
     p = {**PRESETS[dataset], **{k: v for k, v in given.items() if v is not None}}
-    for k in ('epochs', 'batch_size'):
-        if isinstance(p[k], bool) or not isinstance(p[k], int) or p[k] < 1:
-            raise ConfigError(f"{k}={p[k]!r}: must be an integer >= 1")
-    if not _positive(p['lr']): raise ConfigError(f"lr={p['lr']!r}: must be a finite number > 0 (the paper: 3e-4)")
+    for k in ('epochs', 'batch_size'): _integer(k, p[k], 1)
+    p['lr'] = _number('lr', p['lr'], *LR_RANGE, lo_open=False, what='a number (the paper: 3e-4)')
     if dataset not in ('svhn', 'cifar10'): return dict(p, sigma_x=None)
-    if not _positive(p['sigma_x']):
-        raise ConfigError(f"sigma_x={p['sigma_x']!r}: must be a finite number > 0 (the paper: 0.71)")
-    return dict(p, sigma_x=float(p['sigma_x']))
+    return dict(p, sigma_x=_number('sigma_x', p['sigma_x'], *SIGMA_X_RANGE, lo_open=False,
+                                   what='a number (the paper: 0.71)'))
+
 
 # %% ../nbs/07_config.ipynb #5043a87f
 def _check_device(device):
-    if device == 'auto': return
-    try: torch.device(device)
-    except Exception: raise ConfigError(f"device={device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
-    if str(device).startswith('cuda') and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r}: no CUDA device here; use device='auto' or 'cpu'")
+    "'auto', 'cpu', 'cuda' or 'cuda:N' of a GPU that exists here; ConfigError otherwise."
+    if device in ('auto', 'cpu'): return
+    m = re.fullmatch(r'cuda(?::(\d+))?', str(device))
+    if m is None:
+        raise ConfigError(f"device={device!r}: hit_nb trains on 'cpu' or on CUDA; use 'auto', 'cpu', 'cuda' or "
+                          f"'cuda:N'")
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not n: raise ConfigError(f"device={device!r}: no CUDA device here; use device='auto' or 'cpu'")
+    if m.group(1) is not None and int(m.group(1)) >= n:
+        raise ConfigError(f"device={device!r}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}")
+
 
 # %% ../nbs/07_config.ipynb #4e3068c3
 def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, svhn or cifar10
@@ -139,12 +180,10 @@ def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, s
         raise ConfigError(f"betas={betas}: the LVAE has 2 latent layers; use model='ghvae' for L > 2")
     p = _preset(dataset, epochs=epochs, batch_size=batch_size, lr=lr, sigma_x=sigma_x)
     if warmup_epochs is None: warmup_epochs = p['epochs'] // 5 if model == 'lvae' else 0
-    if not isinstance(warmup_epochs, int) or warmup_epochs < 0:
-        raise ConfigError(f"warmup_epochs={warmup_epochs!r}: must be an integer >= 0")
-    if not isinstance(seed, int) or isinstance(seed, bool): raise ConfigError(f"seed={seed!r}: must be an integer")
+    _integer('warmup_epochs', warmup_epochs, 0)
+    _integer('seed', seed, *SEED_RANGE)
     _check_device(device)
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"threads={threads!r}: must be an integer >= 1 or None")
+    if threads is not None: _integer('threads', threads, 1, MAX_THREADS)
     ctl = targets is not None
     cfg = dict(dataset=dataset, model=model, n_layers=len(betas), betas=betas, beta2=betas[-2], beta1=betas[-1],
                epochs=p['epochs'], batch_size=p['batch_size'], lr=float(p['lr']), sigma_x=p['sigma_x'], seed=seed,

@@ -4,13 +4,13 @@
 
 # %% ../nbs/00_core.ipynb #39068824
 from __future__ import annotations
-import json, os, tempfile
+import errno, json, os, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['EXIT_BAD_INPUT', 'ConfigError', 'atomic_write', 'write_json', 'read_json', 'save_torch', 'load_torch', 'file_lock',
-           'is_locked', 'resolve_device']
+__all__ = ['EXIT_BAD_INPUT', 'ConfigError', 'DiskFull', 'atomic_write', 'write_json', 'read_json', 'save_torch', 'load_torch',
+           'file_lock', 'is_locked', 'resolve_device']
 
 # %% ../nbs/00_core.ipynb #7b526db2
 class ConfigError(ValueError):
@@ -20,20 +20,39 @@ class ConfigError(ValueError):
 EXIT_BAD_INPUT = 2   # exit code of hit_train, hit_sweep and hit_target_sweep on bad input
 
 # %% ../nbs/00_core.ipynb #6be2a047
+class DiskFull(OSError):
+    "No room to write a file (disk full, quota, file-size limit); the message names the file and the fix."
+
+_NO_ROOM = {getattr(errno, n) for n in ('ENOSPC', 'EDQUOT', 'EFBIG') if hasattr(errno, n)}
+
+def _umask() -> int:
+    "The process's umask, without changing it (Linux: /proc/self/status); 0o022 if it cannot be read."
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('Umask:'): return int(line.split()[1], 8)
+    except (OSError, ValueError): pass
+    return 0o022
+
 def atomic_write(path,          # the file to write
                  data:bytes|str, # its whole content (str is written as UTF-8)
                 ) -> Path:
-    "Write `data` to `path` through a temporary file, fsync and an atomic rename."
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    "Write `data` to `path` through a temporary file, fsync and an atomic rename; mode from the umask."
+    path, tmp = Path(path), None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
         with os.fdopen(fd, 'wb') as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+    except BaseException as e:
+        if tmp is not None: Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in _NO_ROOM:
+            raise DiskFull(e.errno, f"no room to write {path} ({e.strerror}): free disk space (or raise the quota) "
+                                    f"and run again; the files written before are intact") from None
+        raise
     return path
+
 
 # %% ../nbs/00_core.ipynb #5952bf35
 def write_json(path, # the file to write

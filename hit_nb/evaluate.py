@@ -18,7 +18,7 @@ from .inception import inception_score, classify_samples
 from .probes import probe_metrics, PROBES
 
 # %% auto #0
-__all__ = ['STAGES', 'posterior_table', 'bound_metrics', 'evaluate_run']
+__all__ = ['STAGES', 'EVAL_KEYS', 'posterior_table', 'bound_metrics', 'eval_settings', 'evaluate_run']
 
 # %% ../nbs/15_evaluate.ipynb #7d0d4fa3
 @torch.no_grad()
@@ -85,6 +85,37 @@ def _stages(model, data, clf, n_samples, n_splits, seed, probes, standardize, pr
     res.update(bound_metrics(res['mi_z2'], res['rate_z2'], data.label_hist('test').numpy()))
     return res
 
+# %% ../nbs/15_evaluate.ipynb #cda7a0c2
+EVAL_KEYS = ('eval_n_samples', 'eval_n_splits', 'eval_seed', 'eval_probes', 'eval_standardize', 'classifier')
+
+def _int(name, v, lo, hi=None):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo or (hi is not None and v > hi):
+        text = f" (it is the text {v!r}, not a number)" if isinstance(v, str) else ''
+        raise ConfigError(f"{name}={v!r}: must be an integer >= {lo}" + (f" and <= {hi}" if hi else '') + text)
+    return int(v)
+
+def eval_settings(n_samples:int=10_000,   # samples for the IS
+                  n_splits:int=5,         # IS splits (they must divide n_samples)
+                  seed:int=0,             # the evaluation's seed
+                  probes=PROBES,          # which probes to fit
+                  standardize:bool=False, # standardise probe features
+                  classifier=None,        # the classifier file (None: not known yet, the dataset's default)
+                 ) -> dict:
+    "The settings that change an evaluation's numbers, checked, under the keys metrics.json records them by."
+    n_splits = _int('n_splits', n_splits, 1)
+    n_samples = _int('n_samples', n_samples, 2 * n_splits)
+    if n_samples % n_splits:
+        raise ConfigError(f"n_samples={n_samples}: the {n_splits} IS splits must divide it; use a multiple of "
+                          f"{n_splits}, e.g. {n_samples - n_samples % n_splits}")
+    seed = _int('seed', seed, 0, 2**32 - 1)
+    probes = (probes,) if isinstance(probes, str) else tuple(probes)
+    if not probes or any(p not in PROBES for p in probes):
+        raise ConfigError(f"probes={probes!r}: use some of {', '.join(PROBES)}")
+    if not isinstance(standardize, bool): raise ConfigError(f"standardize={standardize!r}: must be True or False")
+    clf = None if classifier is None else str(Path(classifier).expanduser().absolute())
+    return dict(zip(EVAL_KEYS, (n_samples, n_splits, seed, ','.join(probes), standardize, clf)))
+
+
 # %% ../nbs/15_evaluate.ipynb #6618a79e
 def evaluate_run(run_dir,                 # a DONE run directory (09_train)
                  classifier=None,         # domain classifier file for the IS (None: classifier_path(dataset, root))
@@ -99,7 +130,7 @@ def evaluate_run(run_dir,                 # a DONE run directory (09_train)
                  write:bool=True,         # add the results to run_dir/metrics.json
                 ) -> dict:
     "Every metric and bound of the paper for one run; returns (and writes) the updated metrics.json content."
-    run = Path(run_dir)
+    run, settings = Path(run_dir), eval_settings(n_samples, n_splits, seed, probes, standardize, classifier)
     if not (run/'DONE').exists():
         raise ConfigError(f"run_dir={str(run_dir)!r} is not a finished run (no DONE file): train it first, e.g. "
                           f"papermill nbs/train.ipynb out.ipynb -p out_dir {run_dir}")
@@ -108,9 +139,11 @@ def evaluate_run(run_dir,                 # a DONE run directory (09_train)
         model, cfg = load_run(run, device=dev)
         metrics = read_json(run/'metrics.json')
         root = root if root is not None else cfg.get('root')
-        clf = _classifier(classifier, cfg['dataset'], root, dev)
+        path = Path(classifier) if classifier is not None else classifier_path(cfg['dataset'], root)
+        clf = _classifier(path, cfg['dataset'], root, dev)
         data = load_dataset(cfg['dataset'], root=root)
         metrics.update(_stages(model, data, clf, n_samples, n_splits, seed, probes, standardize, progress),
-                       classifier_accuracy=float(clf.test_accuracy), eval_seed=seed, evaluated=True)
+                       classifier_accuracy=float(clf.test_accuracy),
+                       **dict(settings, classifier=str(path.expanduser().absolute())), evaluated=True)
         if write: write_json(run/'metrics.json', metrics)
         return metrics

@@ -12,7 +12,7 @@ from .models import build_model
 from .config import _identity, _differences
 
 # %% auto #0
-__all__ = ['image_grid', 'save_png', 'load_checkpoint', 'check_writable', 'run_lock', 'load_run']
+__all__ = ['image_grid', 'save_png', 'load_checkpoint', 'load_weights', 'check_writable', 'run_lock', 'load_run']
 
 # %% ../nbs/08_runs.ipynb #bb4f8a0e
 def image_grid(x:torch.Tensor, # images (N, C, H, W), values in [0, 1]
@@ -37,7 +37,10 @@ def save_png(path, img:np.ndarray):
     buf = io.BytesIO(); Image.fromarray(img).save(buf, format='PNG'); atomic_write(path, buf.getvalue())
 
 # %% ../nbs/08_runs.ipynb #6f599d7e
-def load_checkpoint(path, cfg:dict) -> dict:
+def load_checkpoint(path,                     # a checkpoint.pt
+                    cfg:dict,                 # the configuration it must belong to
+                    keys=('config', 'model'), # what it must hold (training's resume needs more: CHECKPOINT_KEYS)
+                   ) -> dict:
     "Load a checkpoint safely (weights_only) and check it belongs to `cfg`; ConfigError otherwise."
     try: ck = load_torch(path)
     except Exception as e:
@@ -48,7 +51,20 @@ def load_checkpoint(path, cfg:dict) -> dict:
     if _identity(ck['config']) != _identity(cfg):
         raise ConfigError(f"checkpoint {path} belongs to another configuration ({_differences(ck['config'], cfg)}): "
                           f"choose another out_dir, or delete that run directory to start over")
+    if missing := [k for k in keys if k not in ck]:
+        raise ConfigError(f"checkpoint {path} is incomplete (no {', '.join(missing)}): delete it to restart this run "
+                          f"from scratch")
     return ck
+
+def load_weights(model, state, path):
+    "Load the weights `state` of checkpoint `path` into `model`; ConfigError naming the file if they do not fit it."
+    try: model.load_state_dict(state)
+    except (RuntimeError, TypeError, KeyError, AttributeError) as e:
+        why = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"checkpoint {path} does not hold this model's weights ({why}): it is incomplete or of "
+                          f"another model; delete it to restart the run from scratch") from None
+    return model
+
 
 # %% ../nbs/08_runs.ipynb #20ca771e
 def check_writable(out_dir) -> Path:
@@ -81,5 +97,5 @@ def load_run(run_dir,          # a run directory with config.json and checkpoint
     cfg = read_json(run/'config.json')
     ck = load_checkpoint(run/'checkpoint.pt', cfg)
     model = build_model(cfg['model'], cfg['dataset'], n_layers=cfg['n_layers'], sigma_x=cfg['sigma_x'])
-    model.load_state_dict(ck['model'])
+    load_weights(model, ck['model'], run/'checkpoint.pt')
     return model.to(resolve_device(device)).eval(), cfg

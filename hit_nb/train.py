@@ -10,19 +10,20 @@ import torch
 from tqdm import tqdm
 from fastcore.meta import delegates
 from fastcore.script import call_parse
-from .core import ConfigError, EXIT_BAD_INPUT, atomic_write, read_json, write_json, save_torch, resolve_device
+from .core import (ConfigError, DiskFull, EXIT_BAD_INPUT, atomic_write, read_json, write_json, save_torch,
+                         resolve_device)
 from .data import load_dataset
 from .models import build_model, n_params
 from .losses import model_loss, rate_names
 from .metrics import rd_metrics
 from .rate_control import RateController
 from .config import make_config, _identity, _differences
-from .runs import check_writable, load_checkpoint, run_lock, image_grid, save_png
+from .runs import check_writable, load_checkpoint, load_weights, run_lock, image_grid, save_png
 
 # %% auto #0
-__all__ = ['EXIT_DIVERGED', 'tune_malloc', 'prepare_model', 'train_step', 'warmup_factor', 'train_epoch', 'RunState', 'restore',
-           'checkpoint', 'save_epoch', 'RunDiverged', 'diverged', 'save_images', 'target_report', 'finish', 'train',
-           'hit_train']
+__all__ = ['CHECKPOINT_KEYS', 'EXIT_DIVERGED', 'tune_malloc', 'prepare_model', 'train_step', 'warmup_factor', 'train_epoch',
+           'RunState', 'restore', 'checkpoint', 'save_epoch', 'RunDiverged', 'diverged', 'save_images', 'target_report',
+           'finish', 'train', 'hit_train']
 
 # %% ../nbs/09_train.ipynb #49631ec1
 def tune_malloc() -> bool:
@@ -110,8 +111,11 @@ class RunState:
     seconds: float = 0.          # training seconds so far
 
 # %% ../nbs/09_train.ipynb #9d824698
+CHECKPOINT_KEYS = ('config', 'model', 'optimizer', 'epoch', 'history', 'train_seconds', 'rng')   # what resume needs
+
 def restore(cfg:dict,      # a configuration from make_config
             ck:dict=None,  # its checkpoint (load_checkpoint), or None for a fresh start
+            path=None,     # the checkpoint's file, named in the error if its weights do not fit
            ) -> RunState:
     "The run's seeded start (weights, optimiser, data order, rate controller), or where checkpoint `ck` left it."
     dev = resolve_device(cfg['device'])
@@ -124,15 +128,20 @@ def restore(cfg:dict,      # a configuration from make_config
     ctrl = None if not cfg['targets'] else RateController(cfg['targets'], cfg['betas'], cfg['rate_lr'], device=dev,
                                                           beta_min=cfg['beta_min'], beta_max=cfg['beta_max'])
     st = RunState(cfg, model, opt, gen, ctrl, dev)
-    if ck is not None: _resume(st, ck)
+    if ck is not None: _resume(st, ck, path)
     return st
 
-def _resume(st, ck):
-    st.model.load_state_dict(ck['model']); st.opt.load_state_dict(ck['optimizer'])
+def _resume(st, ck, path):
+    load_weights(st.model, ck['model'], path)
+    try: st.opt.load_state_dict(ck['optimizer'])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"checkpoint {path} holds an optimiser state that does not fit this model ({e}): delete it "
+                          f"to restart the run from scratch") from None
     st.history, st.epoch, st.seconds = ck['history'], ck['epoch'], ck['train_seconds']
     torch.set_rng_state(ck['rng']['torch']); st.gen.set_state(ck['rng']['data'])
     if st.dev.type == 'cuda' and 'cuda' in ck['rng']: torch.cuda.set_rng_state(ck['rng']['cuda'], st.dev)
     if st.ctrl is not None: st.ctrl.load_state_dict(ck['controller'])
+
 
 # %% ../nbs/09_train.ipynb #db633c28
 def checkpoint(st:RunState) -> dict:
@@ -163,13 +172,14 @@ EXIT_DIVERGED = 3   # exit code of hit_train for a diverged run
 
 def diverged(out, st:RunState):
     "Record in metrics.json that the epoch after `st.epoch` diverged, and raise RunDiverged."
-    e = st.epoch + 1
-    kept = f'the checkpoint holds the last finite epoch ({st.epoch})' if st.epoch else 'no checkpoint yet'
+    e, has_ck = st.epoch + 1, (out/'checkpoint.pt').is_file()
+    kept = f'the checkpoint holds the last finite epoch ({st.epoch})' if has_ck else 'no checkpoint yet'
     write_json(out/'metrics.json', dict(_summary(st), status='diverged', diverged_epoch=e, history=st.history,
                                         train_seconds=st.seconds, reason=f'non-finite loss in epoch {e}; {kept}'))
-    keeps = f'its checkpoint keeps epoch {st.epoch}' if st.epoch else 'no epoch finished, so there is no checkpoint'
+    keeps = f'its checkpoint keeps epoch {st.epoch}' if has_ck else 'no epoch finished, so there is no checkpoint'
     raise RunDiverged(f"run {st.cfg['out_dir']} diverged in epoch {e} (non-finite loss); {keeps}. "
                       f"Try a smaller lr or other betas.")
+
 
 # %% ../nbs/09_train.ipynb #48f65682
 def save_images(out, model, data, seed:int):
@@ -210,6 +220,28 @@ def finish(out, st:RunState, data) -> dict:
     return metrics
 
 # %% ../nbs/09_train.ipynb #812e3f10
+def _existing(out, cfg) -> dict|None:
+    "The result in `out` if it is a finished run of `cfg`, None if there is none yet; ConfigError if it is another's."
+    if (out/'config.json').exists():
+        old = read_json(out/'config.json')
+        if _identity(old) != _identity(cfg):
+            raise ConfigError(f"out_dir={cfg['out_dir']!r} holds a run of another configuration "
+                              f"({_differences(old, cfg)}): choose another out_dir")
+    if not (out/'DONE').exists(): return None
+    try: m = read_json(out/'metrics.json')
+    except (FileNotFoundError, ConfigError) as e:
+        why = 'has no metrics.json' if isinstance(e, FileNotFoundError) else 'has a metrics.json that is not valid JSON'
+        raise ConfigError(f"run {out} is marked DONE but {why}: delete {out/'DONE'} and run again (the checkpoint "
+                          f"holds the trained weights, so only the test-set metrics and images are redone)") from None
+    return m
+
+def _check_batch_size(cfg, data):
+    "A batch_size the training set can fill at least once."
+    n = len(data.train_y)
+    if cfg['batch_size'] > n:
+        raise ConfigError(f"batch_size={cfg['batch_size']} is larger than the {n} training images of "
+                          f"{cfg['dataset']!r}: every epoch would be one step on all of them; use batch_size <= {n}")
+
 @delegates(make_config)
 def train(progress:bool=True,   # show a progress bar with live per-layer rates
           on_epoch_end=None,    # callback(epoch, record) after each saved epoch (tests use it to simulate a kill)
@@ -218,23 +250,19 @@ def train(progress:bool=True,   # show a progress bar with live per-layer rates
     "Train (or resume, or return) the run of `make_config(**kwargs)`; returns its metrics.json content."
     cfg = make_config(**kwargs)
     out = check_writable(cfg['out_dir'])
-    if (out/'config.json').exists():
-        old = read_json(out/'config.json')
-        if _identity(old) != _identity(cfg):
-            raise ConfigError(f"out_dir={cfg['out_dir']!r} holds a run of another configuration "
-                              f"({_differences(old, cfg)}): choose another out_dir")
-    if (out/'DONE').exists(): return read_json(out/'metrics.json')
-    if (out/'checkpoint.pt').exists(): load_checkpoint(out/'checkpoint.pt', cfg)   # refuse a corrupt or foreign one now
+    if (m := _existing(out, cfg)) is not None: return m
+    if (out/'checkpoint.pt').exists(): load_checkpoint(out/'checkpoint.pt', cfg, CHECKPOINT_KEYS)   # refuse it now
     data = load_dataset(cfg['dataset'], root=cfg['root'])   # missing files: FileNotFoundError, nothing written yet
+    _check_batch_size(cfg, data)
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(out): return _train_locked(cfg, out, data, progress, on_epoch_end)
 
 def _train_locked(cfg, out, data, progress, on_epoch_end):
-    if (out/'DONE').exists(): return read_json(out/'metrics.json')   # finished while we waited for the lock
-    ck = load_checkpoint(out/'checkpoint.pt', cfg) if (out/'checkpoint.pt').exists() else None
+    if (m := _existing(out, cfg)) is not None: return m             # finished while we waited for the lock
+    ck = load_checkpoint(out/'checkpoint.pt', cfg, CHECKPOINT_KEYS) if (out/'checkpoint.pt').exists() else None
     if cfg['threads']: torch.set_num_threads(cfg['threads'])
     tune_malloc()
-    st = restore(cfg, ck)
+    st = restore(cfg, ck, out/'checkpoint.pt')
     for tmp in out.glob('.*.tmp'): tmp.unlink()                     # debris of a write killed mid-way
     write_json(out/'config.json', cfg)
     betas = torch.tensor(cfg['betas'], device=st.dev)
@@ -255,15 +283,19 @@ def _progress_bar(cfg, data, start, progress):
     return tqdm(total=cfg['epochs'] * steps, initial=start * steps, disable=not progress, mininterval=1.,
                 dynamic_ncols=True, desc=f"{cfg['dataset']} {cfg['model']} β={cfg['betas']}")
 
+
 # %% ../nbs/09_train.ipynb #f65b13e4
 @call_parse
 @delegates(make_config)
 def hit_train(quiet:bool=False, # no progress bar
               **kwargs):
-    "Train one hierarchical VAE with one beta per latent layer. Exit 0 done, 2 bad input, 3 diverged."
+    "Train one hierarchical VAE with one beta per latent layer. Exit 0 done, 1 no room to write, 2 bad input, 3 diverged."
     try: m = train(progress=not quiet, **kwargs)
     except (ConfigError, FileNotFoundError) as e:
         print(f'hit_train: error: {e}', file=sys.stderr); sys.exit(EXIT_BAD_INPUT)
+    except DiskFull as e:
+        print(f'hit_train: error: {e.strerror}', file=sys.stderr); sys.exit(1)
     except RunDiverged as e:
         print(f'hit_train: {e}', file=sys.stderr); sys.exit(EXIT_DIVERGED)
     print(json.dumps({k: v for k, v in m.items() if k != 'history'}))
+
