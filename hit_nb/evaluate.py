@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, torch
 from tqdm import tqdm
-from .core import ConfigError, read_json, write_json, resolve_device
+from .core import ConfigError, write_json, resolve_device
 from .data import load_dataset
 from .metrics import rd_metrics
 from .bounds import meyen_f_inv, label_entropy
-from .runs import run_lock, load_run
+from .runs import run_lock, load_run, done_metrics
 from .classifiers import load_classifier, classifier_path
 from .mi import mi_q, mi_q_z1
 from .inception import inception_score, classify_samples
@@ -85,7 +85,7 @@ def _stages(model, data, clf, n_samples, n_splits, seed, probes, standardize, pr
     res.update(bound_metrics(res['mi_z2'], res['rate_z2'], data.label_hist('test').numpy()))
     return res
 
-# %% ../nbs/15_evaluate.ipynb #cda7a0c2
+# %% ../nbs/15_evaluate.ipynb #bd6db344
 EVAL_KEYS = ('eval_n_samples', 'eval_n_splits', 'eval_seed', 'eval_probes', 'eval_standardize', 'classifier')
 
 def _int(name, v, lo, hi=None):
@@ -137,7 +137,7 @@ def evaluate_run(run_dir,                 # a DONE run directory (09_train)
     with run_lock(run):
         dev = resolve_device(device)
         model, cfg = load_run(run, device=dev)
-        metrics = read_json(run/'metrics.json')
+        metrics = done_metrics(run)
         root = root if root is not None else cfg.get('root')
         path = Path(classifier) if classifier is not None else classifier_path(cfg['dataset'], root)
         clf = _classifier(path, cfg['dataset'], root, dev)

@@ -74,7 +74,9 @@ def parse_targets(s:str, # '2,5x5,15' (every combination) or '2:5,5:15' (the lis
         if 'x' in s:
             r2s, r1s = s.split('x')
             return target_pairs(([float(v) for v in r2s.split(',')], [float(v) for v in r1s.split(',')]))
-        return [tuple(float(v) for v in p.split(':')) for p in s.split(',')]
+        pairs = [tuple(float(v) for v in p.split(':')) for p in s.split(',')]
+        if any(len(p) != 2 for p in pairs): raise ValueError('not a pair')
+        return pairs
     except ValueError:
         raise ConfigError(f"targets={s!r}: write '2,5x5,15' (every combination) or '2:5,5:15' (pairs), "
                           f"in nats") from None

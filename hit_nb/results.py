@@ -11,8 +11,8 @@ from .core import ConfigError, atomic_write, is_locked, read_json
 from .probes import PROBES, PROBE_LABELS
 
 # %% auto #0
-__all__ = ['RECORDS', 'ID_COLS', 'REQUIRED', 'LATENT_LABELS', 'PAPER_TABLE1', 'read_json_or_none', 'run_status', 'run_complete',
-           'results_table', 'write_results', 'load_results', 'table1', 'write_table1']
+__all__ = ['RECORDS', 'TRAIN_COLS', 'ID_COLS', 'REQUIRED', 'LATENT_LABELS', 'PAPER_TABLE1', 'read_json_or_none', 'run_status',
+           'run_complete', 'results_table', 'write_results', 'load_results', 'table1', 'write_table1']
 
 # %% ../nbs/18_results.ipynb #91c39f97
 def read_json_or_none(path) -> dict|None:
@@ -41,7 +41,9 @@ def run_complete(run_dir) -> bool:
     return run_status(run)[0] == 'done' and all((run/r).is_file() for r in RECORDS)
 
 # %% ../nbs/18_results.ipynb #31490b30
-ID_COLS = ('run_dir', 'dataset', 'model', 'n_layers', 'beta2', 'beta1', 'epochs', 'seed', 'status', 'reason')
+TRAIN_COLS = ('batch_size', 'lr', 'sigma_x', 'warmup_epochs', 'rate_lr', 'beta_min', 'beta_max')   # from config.json
+ID_COLS = ('run_dir', 'dataset', 'model', 'n_layers', 'beta2', 'beta1', 'epochs', 'seed', *TRAIN_COLS, 'status',
+           'reason')
 
 def _run_dirs(src) -> tuple:
     "(base folder, run directories) of a sweep folder or of a list of run directories."
@@ -64,7 +66,7 @@ def _row(d:Path, base:Path) -> dict:
     status, reason = run_status(d)
     row = dict(run_dir=os.path.relpath(d.absolute(), base.absolute()), dataset=cfg.get('dataset'),
                model=cfg.get('model'), n_layers=cfg.get('n_layers', len(betas)), epochs=cfg.get('epochs'),
-               seed=cfg.get('seed'), status=status, reason=reason)
+               seed=cfg.get('seed'), **{k: cfg.get(k) for k in TRAIN_COLS}, status=status, reason=reason)
     row.update({f'beta{len(betas) - i}': b for i, b in enumerate(betas)})
     metrics = read_json(d/'metrics.json') if (d/'metrics.json').is_file() else {}
     return {**row, **{k: v for k, v in metrics.items() if k not in row and not isinstance(v, (list, dict))}}

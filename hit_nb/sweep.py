@@ -10,11 +10,13 @@ from functools import partial
 from pathlib import Path
 import pandas as pd
 from fastcore.script import call_parse
-from .core import EXIT_BAD_INPUT, ConfigError, file_lock, write_json
-from .config import make_config
+from .core import EXIT_BAD_INPUT, ConfigError, DiskFull, file_lock, read_json, write_json
+from .config import make_config, _identity, _differences
+from .evaluate import EVAL_KEYS, eval_settings
 from .grids import grid_points, parse_targets, sweep_name, target_points
 from .notebooks import execute_notebook
 from .results import read_json_or_none, results_table, run_complete, run_status, write_results, write_table1
+
 
 # %% auto #0
 __all__ = ['notebooks_path', 'run_point', 'visible_gpus', 'worker_gpu', 'run_sweep', 'hit_sweep', 'run_target_sweep',
@@ -43,14 +45,15 @@ def _clear_debris(run:Path):
             for f in run.glob('.*.tmp'): f.unlink()
 
 # %% ../nbs/19_sweep.ipynb #62d1cbf0
-def _outcome(run, status, t0, reason=None, stage=None, attempt=1, skipped=False, params=None) -> dict:
+def _outcome(run, status, t0, reason=None, stage=None, attempt=1, skipped=False, params=None, evaluation=None) -> dict:
     "The outcome of a point, timed from `t0` (time.monotonic()); written to failure.json unless done or skipped."
     res = dict(run_dir=str(run), status=status, reason=reason, stage=stage, seconds=round(time.monotonic() - t0, 2),
                attempt=attempt, skipped=skipped)
     if status != 'done' and not skipped:
-        write_json(run/'failure.json', dict(res, params=params, host=socket.gethostname(),
+        write_json(run/'failure.json', dict(res, params=params, evaluation=evaluation, host=socket.gethostname(),
                                             time=time.strftime('%Y-%m-%d %H:%M:%S %z')))
     return res
+
 
 # %% ../nbs/19_sweep.ipynb #e6c31b78
 def _train(run:Path, params:dict, nbs:Path, run_nb, timeout) -> tuple|None:
@@ -67,9 +70,16 @@ def _train(run:Path, params:dict, nbs:Path, run_nb, timeout) -> tuple|None:
     return 'failed', r['reason'] or f"train.ipynb ended (exit {r['rc']}) without DONE", 'train'
 
 # %% ../nbs/19_sweep.ipynb #078de159
-def _evaluate(run:Path, eval_params:dict, classifier, nbs:Path, run_nb, timeout) -> tuple|None:
-    "Evaluate a DONE run (nothing to do if it is complete); None, or (status, reason, 'evaluate')."
-    if run_complete(run): return None                          # evaluated before a kill that took the train record
+def _eval_differences(run:Path, want:dict) -> str:
+    "What the evaluation recorded in `run`'s metrics.json differs in from the settings `want` ('' if none, or none yet)."
+    m = read_json_or_none(run/'metrics.json') or {}
+    if not m.get('evaluated'): return ''
+    return ', '.join(f"{k.removeprefix('eval_')}: {m[k]!r} there vs {want[k]!r} here"
+                     for k in EVAL_KEYS if k in m and m[k] != want[k])   # a key an older run lacks is not compared
+
+def _evaluate(run:Path, eval_params:dict, classifier, nbs:Path, run_nb, timeout, want:dict=None) -> tuple|None:
+    "Evaluate a DONE run (nothing to do if it is complete with the settings `want`); None, or (status, reason, stage)."
+    if run_complete(run) and not (want and _eval_differences(run, want)): return None
     ev = dict(eval_params, run_dir=str(run))
     if classifier is not None: ev['classifier'] = str(Path(classifier).expanduser().absolute())
     r = run_nb(nbs/'evaluate.ipynb', run/'evaluate.ipynb', ev)
@@ -80,18 +90,38 @@ def _evaluate(run:Path, eval_params:dict, classifier, nbs:Path, run_nb, timeout)
                'evaluate'
     return None
 
+
 # %% ../nbs/19_sweep.ipynb #e7f4f5fb
-def _recorded(run:Path, retry_failed:bool, t0:float) -> tuple:
+def _recorded(run:Path, retry_failed:bool, t0:float, want:dict=None) -> tuple:
     "(outcome, attempt): the outcome of a point with nothing to do (its failure.json, or complete), else None."
     f, attempt = run/'failure.json', 1
     if f.exists():
         old = read_json_or_none(f) or {}
-        if not retry_failed:
+        if not retry_failed and not _stale(old, want):
             return _outcome(run, old.get('status', 'failed'), t0, old.get('reason'), old.get('stage'),
                             old.get('attempt', 1), skipped=True), None
         attempt = int(old.get('attempt', 1)) + 1
         f.unlink()
-    return (_outcome(run, 'done', t0, skipped=True) if run_complete(run) else None), attempt
+    done = run_complete(run) and not (want and _eval_differences(run, want))
+    return (_outcome(run, 'done', t0, skipped=True) if done else None), attempt
+
+def _stale(failure:dict, want:dict|None) -> bool:
+    "True for a failure of the evaluation stage recorded under other evaluation settings than `want`."
+    return bool(want) and failure.get('stage') == 'evaluate' and failure.get('evaluation') not in (None, want)
+
+def _want(params:dict, classifier, eval_params:dict|None) -> dict:
+    "The evaluation settings (eval_settings) that a point's evaluation with `eval_params` and `classifier` records."
+    from hit_nb.classifiers import classifier_path
+    ep = eval_params or {}
+    clf = classifier if classifier is not None else classifier_path(params['dataset'], ep.get('root', params.get('root')))
+    return eval_settings(**{k: ep[k] for k in ('n_samples', 'seed') if k in ep}, classifier=clf)
+
+def _foreign(run:Path, params:dict) -> str:
+    "The differences of the configuration in `run`/config.json from the point's ('' if it is the point's, or none yet)."
+    if not (run/'config.json').is_file(): return ''
+    old, cfg = read_json(run/'config.json'), make_config(**params)
+    return _differences(old, cfg) if _identity(old) != _identity(cfg) else ''
+
 
 # %% ../nbs/19_sweep.ipynb #ab7233de
 def run_point(params:dict,            # one point of `grid_points`: the train notebook's parameters, with out_dir
@@ -106,19 +136,24 @@ def run_point(params:dict,            # one point of `grid_points`: the train no
     "Train then evaluate one point, skipping or resuming by its run directory; failures are recorded and returned."
     run, nbs = Path(params['out_dir']).absolute(), notebooks_path(notebooks_dir)
     run.mkdir(parents=True, exist_ok=True)
+    want = _want(params, classifier, eval_params)
     with file_lock(run/'.sweep.lock'):
         t0 = time.monotonic()
-        res, attempt = _recorded(run, retry_failed, t0)
+        if diff := _foreign(run, params):
+            return _outcome(run, 'failed', t0, f"{run} holds a run of another configuration ({diff}): choose another "
+                            f"sweep_dir, or rerun with its settings", 'check', skipped=True)
+        res, attempt = _recorded(run, retry_failed, t0, want)
         if res is not None: return res
         _clear_debris(run)
         deadline = None if timeout is None else t0 + timeout
         run_nb = partial(execute_notebook, env=env, deadline=deadline, fresh=fresh_kernels)
         params = dict(params, out_dir=str(run))
         failed = _train(run, params, nbs, run_nb, timeout) or _evaluate(run, dict(eval_params or {}), classifier, nbs,
-                                                                        run_nb, timeout)
+                                                                        run_nb, timeout, want)
         if failed is None: return _outcome(run, 'done', t0)
         status, reason, stage = failed
-        return _outcome(run, status, t0, reason, stage, attempt, params=params)
+        return _outcome(run, status, t0, reason, stage, attempt, params=params, evaluation=want)
+
 
 # %% ../nbs/19_sweep.ipynb #ac7addc7
 def visible_gpus() -> list:
@@ -167,7 +202,7 @@ def _sweep_task(params:dict, classifier:str, task:dict) -> dict:
 
 # %% ../nbs/19_sweep.ipynb #47d3dbd9
 def _check_points(points, eval_params, nbs):
-    "Every point through make_config again, and every parameter name against the notebooks' parameters cells."
+    "Every point through make_config again, every parameter name against the notebooks', the evaluation settings."
     import papermill
     train_names = set(papermill.inspect_notebook(str(nbs/'train.ipynb')))
     eval_names = set(papermill.inspect_notebook(str(nbs/'evaluate.ipynb'))) - {'run_dir', 'classifier'}
@@ -175,6 +210,7 @@ def _check_points(points, eval_params, nbs):
         if k not in eval_names:
             raise ConfigError(f"eval_params: {k!r} is not a parameter of evaluate.ipynb; use some of "
                               f"{', '.join(sorted(eval_names))}")
+    eval_settings(**{k: v for k, v in (eval_params or {}).items() if k in ('n_samples', 'seed')})
     names = set()
     for i, p in enumerate(points):
         if not isinstance(p, dict) or 'out_dir' not in p:
@@ -186,22 +222,33 @@ def _check_points(points, eval_params, nbs):
         if p['out_dir'] in names: raise ConfigError(f"points[{i}]: out_dir {p['out_dir']} appears twice")
         names.add(p['out_dir'])
 
+
 # %% ../nbs/19_sweep.ipynb #337bbf55
-def _ensure_classifiers(points, classifier, progress) -> dict:
-    "{dataset: classifier file}, training the default one once where its file is missing."
-    from hit_nb.classifiers import classifier_path, train_classifier
+def _classifier_files(points, classifier) -> dict:
+    "{dataset: classifier file}: `classifier`, which must exist, or each dataset's default file (trained if missing)."
+    from hit_nb.classifiers import classifier_path
     sets = {(p['dataset'], p.get('root')) for p in points}
-    if classifier is not None and len({d for d, _ in sets}) > 1:
+    if classifier is None: return {ds: str(classifier_path(ds, root).absolute()) for ds, root in sorted(sets, key=str)}
+    if len({d for d, _ in sets}) > 1:
         raise ConfigError(f"classifier={str(classifier)!r}: the points use several datasets "
                           f"({', '.join(sorted({d for d, _ in sets}))}); leave classifier=None")
-    out = {}
-    for ds, root in sorted(sets, key=str):
-        path = (Path(classifier).expanduser() if classifier is not None else classifier_path(ds, root)).absolute()
-        if not path.is_file():
-            if progress: print(f'training the {ds} domain classifier for the Inception Score once: {path}', flush=True)
-            train_classifier(ds, root=root, out=path, progress=progress)
-        out[ds] = str(path)
-    return out
+    path = Path(classifier).expanduser().absolute()
+    if not path.is_file():
+        ds, root = next(iter(sets))
+        raise ConfigError(f"classifier={str(classifier)!r}: no such file. Give the file of a trained classifier "
+                          f"(papermill nbs/train_classifier.ipynb out.ipynb -p dataset {ds} -p out {path}), or leave "
+                          f"classifier out to use the default one, {classifier_path(ds, root)} (trained once if missing)")
+    return {ds: str(path) for ds, _ in sets}
+
+def _ensure_classifiers(points, files:dict, progress) -> dict:
+    "Train the default classifier of every dataset of `points` whose file in `files` is missing; returns `files`."
+    from hit_nb.classifiers import train_classifier
+    for ds, root in sorted({(p['dataset'], p.get('root')) for p in points}, key=str):
+        if not Path(files[ds]).is_file():
+            if progress: print(f'training the {ds} domain classifier for the Inception Score once: {files[ds]}', flush=True)
+            train_classifier(ds, root=root, out=files[ds], progress=progress)
+    return files
+
 
 # %% ../nbs/19_sweep.ipynb #323bc7d1
 def _set_allowed_failures(n, dask_scheduler=None): dask_scheduler.allowed_failures = n
@@ -296,20 +343,43 @@ def _check_counts(n_workers, threads_per_worker, runs_per_gpu, allowed_failures,
         raise ConfigError(f"timeout={timeout!r}: seconds > 0, or None")
 
 def _sweep_folder(points, sweep_dir) -> Path:
-    "The sweep folder (None: the points' common folder); ConfigError if a run directory is not inside it."
+    "The sweep folder (None: the points' common folder); ConfigError if it is a file or a run directory is not in it."
     outs = [Path(p['out_dir']).absolute() for p in points if 'out_dir' in p]
     sweep_dir = Path(sweep_dir).expanduser().absolute() if sweep_dir is not None else \
                 Path(os.path.commonpath([o.parent for o in outs]))
+    if sweep_dir.exists() and not sweep_dir.is_dir():
+        raise ConfigError(f"sweep_dir={str(sweep_dir)!r} is a file, not a folder: choose another sweep_dir")
     for o in outs:
         if o.parent != sweep_dir:
             raise ConfigError(f"sweep_dir={str(sweep_dir)!r}: run directory {o} is not inside it; make the points "
                               f"with grid_points(..., sweep_dir=sweep_dir)")
     return sweep_dir
 
+
 # %% ../nbs/19_sweep.ipynb #22871eba
-def _finished(p:dict, retry_failed:bool) -> bool:
-    "True for a point a sweep does not submit: complete, or recorded as failed in failure.json (unless retry_failed)."
-    return run_complete(p['out_dir']) or (not retry_failed and (Path(p['out_dir'])/'failure.json').exists())
+def _finished(p:dict, retry_failed:bool, want:dict=None) -> bool:
+    "True for a point a sweep does not submit: complete (evaluated as `want` asks), or recorded in failure.json."
+    run = Path(p['out_dir'])
+    if run_complete(run) and not (want and _eval_differences(run, want)): return True
+    f = read_json_or_none(run/'failure.json') if (run/'failure.json').exists() else None
+    return f is not None and not retry_failed and not _stale(f, want)
+
+def _check_existing(points, wants:list, reevaluate:bool):
+    "ConfigError if a run directory of `points` was trained, or (unless `reevaluate`) evaluated, with other settings."
+    trained = [(p, d) for p in points if (d := _foreign(Path(p['out_dir']), p))]
+    if trained:
+        (p, d), n = trained[0], len(trained)
+        raise ConfigError(f"{n} run(s) in {Path(p['out_dir']).parent} were trained with other settings, e.g. "
+                          f"{Path(p['out_dir']).name} ({d}). A run directory holds one configuration: rerun with the "
+                          f"settings it was trained with, or choose another sweep_dir")
+    evaluated = [(p, d) for p, w in zip(points, wants) if (d := _eval_differences(Path(p['out_dir']), w))]
+    if evaluated and not reevaluate:
+        (p, d), n = evaluated[0], len(evaluated)
+        raise ConfigError(f"{n} run(s) in {Path(p['out_dir']).parent} were evaluated with other settings, e.g. "
+                          f"{Path(p['out_dir']).name} ({d}): rerun with those settings, pass reevaluate=True "
+                          f"(--reevaluate) to evaluate them again with these (their training is kept), or choose another "
+                          f"sweep_dir")
+
 
 # %% ../nbs/19_sweep.ipynb #c4b821c6
 def run_sweep(points,                 # the points of `grid_points` / `target_points`
@@ -327,6 +397,7 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
               notebooks_dir=None,     # folder of train.ipynb / evaluate.ipynb (None: `notebooks_path()`)
               allowed_failures:int=3, # worker deaths a task survives before it is recorded as failed
               fresh_kernels:bool=False,# every notebook in a papermill subprocess, not in the workers' kept kernels
+              reevaluate:bool=False,  # evaluate again the runs evaluated with other settings (else: refused)
              ) -> pd.DataFrame:
     "Train and evaluate every unfinished point on a Dask cluster, resuming partial runs; returns and writes the table."
     points = [dict(p) for p in points]
@@ -339,12 +410,15 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
         gpus = visible_gpus()
         if not gpus: raise ConfigError("gpus='auto': no GPU is visible here (CUDA_VISIBLE_DEVICES / torch.cuda); "
                                        "leave gpus=None to run on the CPU")
+    clfs = _classifier_files(points, classifier)
+    wants = [_want(p, clfs[p['dataset']], eval_params) for p in points]
+    _check_existing(points, wants, reevaluate)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    todo = [p for p in points if not _finished(p, retry_failed)]
+    todo = [p for p, w in zip(points, wants) if not _finished(p, retry_failed, w)]
     if todo:
         n_done = sum(run_status(p['out_dir'])[0] == 'done' for p in points if p not in todo)
         counts = dict(done=n_done, failed=len(points) - len(todo) - n_done)      # the points finished before
-        clfs = _ensure_classifiers(todo, classifier, progress)
+        _ensure_classifiers(todo, clfs, progress)
         task = dict(eval_params=eval_params, timeout=timeout, retry_failed=retry_failed, notebooks_dir=str(nbs),
                     threads=threads_per_worker, gpus=gpus, fresh_kernels=fresh_kernels)
         with _client(scheduler, n_workers, threads_per_worker, gpus, runs_per_gpu, allowed_failures) as client:
@@ -356,7 +430,17 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
     if any(c.startswith('acc_') and df[c].notna().any() for c in df): write_table1(df, sweep_dir/'table1')
     return df
 
+
 # %% ../nbs/19_sweep.ipynb #790bf0f3
+def _summary(sweep_dir, df, tool) -> bool:
+    "Print the sweep's counts, and how to retry its failed points; True if every point is done or diverged."
+    counts = df.status.value_counts().to_dict()
+    print(f"{sweep_dir}/results.csv: {len(df)} runs, " + ', '.join(f'{n} {s}' for s, n in sorted(counts.items())))
+    bad = sum(n for s, n in counts.items() if s not in ('done', 'diverged'))
+    if bad: print(f"{tool}: {bad} run(s) not done: the reason of each is in its failure.json (and in results.csv); "
+                  f"fix the cause and rerun with --retry_failed to run them again", file=sys.stderr)
+    return not bad
+
 @call_parse
 def hit_sweep(grid:str='demo',       # paper (21x21), demo (5x5), tiny, diag, row:<beta1>, col:<beta2>, '<b2s>x<b1s>'
               dataset:str='mnist5k', # mnist5k, mnist, svhn, cifar10
@@ -376,6 +460,7 @@ def hit_sweep(grid:str='demo',       # paper (21x21), demo (5x5), tiny, diag, ro
               scheduler:str=None,    # address of a running Dask scheduler, e.g. tcp://login1:8786
               timeout:float=None,    # seconds per run before it is killed and recorded as 'timeout'
               retry_failed:bool=False, # run failed, diverged and timed-out points again
+              reevaluate:bool=False, # evaluate again the runs evaluated with other settings (e.g. another --n_samples)
               notebooks_dir:str=None, # folder of train.ipynb / evaluate.ipynb (default: the checkout's nbs/)
               fresh_kernels:bool=False, # every notebook in a papermill subprocess of its own (slower), no kept kernel
               quiet:bool=False,      # no progress bar
@@ -388,12 +473,13 @@ def hit_sweep(grid:str='demo',       # paper (21x21), demo (5x5), tiny, diag, ro
         df = run_sweep(points, sweep_dir, scheduler=scheduler, n_workers=workers, threads_per_worker=threads, gpus=gpus,
                        runs_per_gpu=runs_per_gpu, timeout=timeout, retry_failed=retry_failed, classifier=classifier,
                        eval_params=None if n_samples is None else dict(n_samples=n_samples), progress=not quiet,
-                       notebooks_dir=notebooks_dir, fresh_kernels=fresh_kernels)
+                       notebooks_dir=notebooks_dir, fresh_kernels=fresh_kernels, reevaluate=reevaluate)
     except (ConfigError, FileNotFoundError) as e:
         print(f'hit_sweep: error: {e}', file=sys.stderr); sys.exit(EXIT_BAD_INPUT)
-    counts = df.status.value_counts().to_dict()
-    print(f"{sweep_dir}/results.csv: {len(df)} runs, " + ', '.join(f'{n} {s}' for s, n in sorted(counts.items())))
-    if set(counts) - {'done', 'diverged'}: sys.exit(1)
+    except DiskFull as e:
+        print(f'hit_sweep: error: {e.strerror}', file=sys.stderr); sys.exit(1)
+    if not _summary(sweep_dir, df, 'hit_sweep'): sys.exit(1)
+
 
 # %% ../nbs/19_sweep.ipynb #e6edfd12
 def run_target_sweep(targets,          # [(r2, r1), ...] in nats, or (r2s, r1s) for every combination
@@ -420,13 +506,19 @@ def hit_target_sweep(targets:str='2,5x5,15', # r2 values x r1 values ('2,5x5,15'
                      gpus:str=None,          # 'auto' (every visible GPU) or GPU ids, e.g. '0,1'
                      root:str=None,          # dataset folder
                      retry_failed:bool=False,# run failed points again
+                     reevaluate:bool=False,  # evaluate again the runs evaluated with other settings
                     ):
     "Train and evaluate one rate-targeted run per target pair into results.csv; exit 2 on bad input."
     try:
         tp = {k: v for k, v in dict(epochs=epochs, root=root).items() if v is not None}
-        df = run_sweep(target_points(parse_targets(targets), dataset, model, sweep_dir, **tp), scheduler=scheduler,
-                       n_workers=workers, threads_per_worker=threads, retry_failed=retry_failed, gpus=gpus,
+        points = target_points(parse_targets(targets), dataset, model, sweep_dir, **tp)
+        df = run_sweep(points, scheduler=scheduler, n_workers=workers, threads_per_worker=threads,
+                       retry_failed=retry_failed, gpus=gpus, reevaluate=reevaluate,
                        eval_params=None if n_samples is None else dict(n_samples=n_samples))
     except (ConfigError, FileNotFoundError) as e:
         print(f'hit_target_sweep: error: {e}', file=sys.stderr); sys.exit(EXIT_BAD_INPUT)
+    except DiskFull as e:
+        print(f'hit_target_sweep: error: {e.strerror}', file=sys.stderr); sys.exit(1)
     print(df[['status', 'target_rate_z2', 'rate_z2', 'target_rate_z1', 'rate_z1']].to_string())
+    if not _summary(Path(points[0]['out_dir']).parent, df, 'hit_target_sweep'): sys.exit(1)
+

@@ -18,7 +18,7 @@ from .losses import model_loss, rate_names
 from .metrics import rd_metrics
 from .rate_control import RateController
 from .config import make_config, _identity, _differences
-from .runs import check_writable, load_checkpoint, load_weights, run_lock, image_grid, save_png
+from .runs import check_writable, load_checkpoint, load_weights, done_metrics, run_lock, image_grid, save_png
 
 # %% auto #0
 __all__ = ['CHECKPOINT_KEYS', 'EXIT_DIVERGED', 'tune_malloc', 'prepare_model', 'train_step', 'warmup_factor', 'train_epoch',
@@ -227,13 +227,7 @@ def _existing(out, cfg) -> dict|None:
         if _identity(old) != _identity(cfg):
             raise ConfigError(f"out_dir={cfg['out_dir']!r} holds a run of another configuration "
                               f"({_differences(old, cfg)}): choose another out_dir")
-    if not (out/'DONE').exists(): return None
-    try: m = read_json(out/'metrics.json')
-    except (FileNotFoundError, ConfigError) as e:
-        why = 'has no metrics.json' if isinstance(e, FileNotFoundError) else 'has a metrics.json that is not valid JSON'
-        raise ConfigError(f"run {out} is marked DONE but {why}: delete {out/'DONE'} and run again (the checkpoint "
-                          f"holds the trained weights, so only the test-set metrics and images are redone)") from None
-    return m
+    return done_metrics(out) if (out/'DONE').exists() else None
 
 def _check_batch_size(cfg, data):
     "A batch_size the training set can fill at least once."
