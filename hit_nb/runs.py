@@ -85,15 +85,16 @@ def run_lock(run_dir):
     "Hold the exclusive lock of `run_dir` (its .lock file, hit_nb.core.file_lock), waiting for another holder."
     return file_lock(Path(run_dir)/'.lock', message=f'waiting for another process working on {run_dir} ...')
 
-# %% ../nbs/08_runs.ipynb #2d91b581
+# %% ../nbs/08_runs.ipynb #3cb472b1
 def done_metrics(run_dir) -> dict:
     "The metrics.json of a finished (DONE) run; ConfigError naming the file and the fix if it is missing or corrupt."
     run = Path(run_dir)
     try: return read_json(run/'metrics.json')
     except (FileNotFoundError, ConfigError) as e:
-        why = 'has no metrics.json' if isinstance(e, FileNotFoundError) else 'has a metrics.json that is not valid JSON'
-        raise ConfigError(f"run {run} is marked DONE but {why}: delete {run/'DONE'} and train it again (it resumes "
-                          f"from checkpoint.pt, so only the test-set metrics and images are redone)") from None
+        why = 'is missing' if isinstance(e, FileNotFoundError) else 'is not valid JSON'
+        raise ConfigError(f"{run/'metrics.json'} {why} although the run is marked DONE: delete {run/'DONE'} and train "
+                          f"it again (it resumes from checkpoint.pt, so only the test-set metrics and images are "
+                          f"redone)") from None
 
 # %% ../nbs/08_runs.ipynb #91c12689
 def load_run(run_dir,          # a run directory with config.json and checkpoint.pt

@@ -71,7 +71,7 @@ def _train(run:Path, params:dict, nbs:Path, run_nb, timeout) -> tuple|None:
 
 # %% ../nbs/19_sweep.ipynb #078de159
 def _eval_differences(run:Path, want:dict) -> str:
-    "What the evaluation recorded in `run`'s metrics.json differs in from the settings `want` ('' if none, or none yet)."
+    "How the evaluation recorded in `run`'s metrics.json differs from the settings `want` ('' if not, or none yet)."
     m = read_json_or_none(run/'metrics.json') or {}
     if not m.get('evaluated'): return ''
     return ', '.join(f"{k.removeprefix('eval_')}: {m[k]!r} there vs {want[k]!r} here"
@@ -113,7 +113,8 @@ def _want(params:dict, classifier, eval_params:dict|None) -> dict:
     "The evaluation settings (eval_settings) that a point's evaluation with `eval_params` and `classifier` records."
     from hit_nb.classifiers import classifier_path
     ep = eval_params or {}
-    clf = classifier if classifier is not None else classifier_path(params['dataset'], ep.get('root', params.get('root')))
+    root = ep.get('root', params.get('root'))
+    clf = classifier if classifier is not None else classifier_path(params['dataset'], root)
     return eval_settings(**{k: ep[k] for k in ('n_samples', 'seed') if k in ep}, classifier=clf)
 
 def _foreign(run:Path, params:dict) -> str:
@@ -237,7 +238,8 @@ def _classifier_files(points, classifier) -> dict:
         ds, root = next(iter(sets))
         raise ConfigError(f"classifier={str(classifier)!r}: no such file. Give the file of a trained classifier "
                           f"(papermill nbs/train_classifier.ipynb out.ipynb -p dataset {ds} -p out {path}), or leave "
-                          f"classifier out to use the default one, {classifier_path(ds, root)} (trained once if missing)")
+                          f"classifier out to use the default one, {classifier_path(ds, root)} (trained once if "
+                          f"missing)")
     return {ds: str(path) for ds, _ in sets}
 
 def _ensure_classifiers(points, files:dict, progress) -> dict:
@@ -245,7 +247,8 @@ def _ensure_classifiers(points, files:dict, progress) -> dict:
     from hit_nb.classifiers import train_classifier
     for ds, root in sorted({(p['dataset'], p.get('root')) for p in points}, key=str):
         if not Path(files[ds]).is_file():
-            if progress: print(f'training the {ds} domain classifier for the Inception Score once: {files[ds]}', flush=True)
+            if progress:
+                print(f'training the {ds} domain classifier for the Inception Score once: {files[ds]}', flush=True)
             train_classifier(ds, root=root, out=files[ds], progress=progress)
     return files
 
@@ -377,8 +380,8 @@ def _check_existing(points, wants:list, reevaluate:bool):
         (p, d), n = evaluated[0], len(evaluated)
         raise ConfigError(f"{n} run(s) in {Path(p['out_dir']).parent} were evaluated with other settings, e.g. "
                           f"{Path(p['out_dir']).name} ({d}): rerun with those settings, pass reevaluate=True "
-                          f"(--reevaluate) to evaluate them again with these (their training is kept), or choose another "
-                          f"sweep_dir")
+                          f"(--reevaluate) to evaluate them again with these (their training is kept), or choose "
+                          f"another sweep_dir")
 
 
 # %% ../nbs/19_sweep.ipynb #c4b821c6

@@ -283,7 +283,7 @@ def _progress_bar(cfg, data, start, progress):
 @delegates(make_config)
 def hit_train(quiet:bool=False, # no progress bar
               **kwargs):
-    "Train one hierarchical VAE with one beta per latent layer. Exit 0 done, 1 no room to write, 2 bad input, 3 diverged."
+    "Train one hierarchical VAE with one beta per latent layer. Exit 0 done, 1 no room, 2 bad input, 3 diverged."
     try: m = train(progress=not quiet, **kwargs)
     except (ConfigError, FileNotFoundError) as e:
         print(f'hit_train: error: {e}', file=sys.stderr); sys.exit(EXIT_BAD_INPUT)

@@ -253,3 +253,48 @@ def test_cli_bad_input(tmp_path):
     assert not (tmp_path/'s').exists()
     r = run([sys.executable, '-m', 'hit_nb.sweep', '--grid', 'nope', '--sweep_dir', str(tmp_path/'s'), '--quiet'])
     assert r.returncode == 2 and "grid='nope'" in r.stderr
+
+def hit_sweep(sweep_dir, clf, *args):
+    "The command line on the tiny grid of `points` (the reference's settings unless `args` change them)."
+    return run([str(BIN/'hit_sweep'), '--grid', 'tiny', '--epochs', '2', '--batch_size', '500', '--sweep_dir',
+                str(sweep_dir), '--classifier', str(clf), '--n_samples', '500', '--workers', '2', '--quiet', *args])
+
+def test_rerun_with_other_settings(reference, clf, tmp_path):
+    "A sweep folder answers only for the settings it was made with: other training settings are refused; other "
+    "evaluation settings too, unless --reevaluate asks to evaluate the trained runs again."
+    d = tmp_path/'sweep'; shutil.copytree(reference[0], d)
+    configs = {p: p.read_text() for p in d.glob('*/config.json')}
+    r = hit_sweep(d, clf, '--lr', '1e-4', '--batch_size', '64')        # was: exit 0, "4 runs, 4 done", lr 1e-3 kept
+    assert r.returncode == 2 and 'were trained with other settings' in r.stderr, r.stderr
+    assert '(batch_size: 500 there vs 64 here, lr: 0.001 there vs 0.0001 here)' in r.stderr, r.stderr
+    assert {p: p.read_text() for p in d.glob('*/config.json')} == configs
+    r = hit_sweep(d, clf, '--n_samples', '1000')                       # was: exit 0 with the 500-sample IS kept
+    assert r.returncode == 2 and 'n_samples: 500 there vs 1000 here' in r.stderr and '--reevaluate' in r.stderr
+    r = hit_sweep(d, clf)                                              # the same settings: nothing to do
+    assert r.returncode == 0 and '4 done' in r.stdout, r.stderr
+    assert_same_results(csv(d), csv(reference[0]))
+    r = hit_sweep(d, clf, '--n_samples', '1000', '--reevaluate')
+    assert r.returncode == 0, r.stderr
+    df, ref = csv(d), csv(reference[0])
+    assert (df.eval_n_samples == 1000).all() and (ref.eval_n_samples == 500).all()
+    assert (df.lr == 1e-3).all() and (df.batch_size == 500).all() and (df.classifier == str(clf)).all()
+    for c in ('rate_z2', 'rate_z1', 'psnr', 'train_seconds'): assert df[c].tolist() == ref[c].tolist(), c   # not retrained
+    assert not df['is'].equals(ref['is'])                              # the IS of 1000 samples, not of 500
+
+@pytest.mark.parametrize('args, message', [
+    (['--classifier', 'typo.pt'], "classifier='typo.pt': no such file"),          # was: trained into typo.pt, exit 0
+    (['--n_samples', '7'], 'n_samples=7'),                                        # was: the grid trained, then 4 failed
+    (['--sweep_dir', 'a_file'], 'is a file'),
+])
+def test_cli_refuses_before_anything_runs(tmp_path, args, message):
+    (tmp_path/'a_file').write_text('x')
+    r = run([str(BIN/'hit_sweep'), '--grid', '1x1', '--epochs', '1', '--sweep_dir', 'sweep', '--quiet', *args],
+            cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a_file']                # nothing written, nothing trained
+
+@pytest.mark.parametrize('targets', ['2:5:7', '2'])
+def test_malformed_targets(tmp_path, targets):
+    r = run([str(BIN/'hit_target_sweep'), '--targets', targets, '--sweep_dir', str(tmp_path/'t')])
+    assert r.returncode == 2 and f'targets={targets!r}' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert not (tmp_path/'t').exists()
