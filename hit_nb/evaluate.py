@@ -85,7 +85,7 @@ def _stages(model, data, clf, n_samples, n_splits, seed, probes, standardize, pr
     res.update(bound_metrics(res['mi_z2'], res['rate_z2'], data.label_hist('test').numpy()))
     return res
 
-# %% ../nbs/15_evaluate.ipynb #07e51063
+# %% ../nbs/15_evaluate.ipynb #3e57931c
 EVAL_KEYS = ('eval_n_samples', 'eval_n_splits', 'eval_seed', 'eval_probes', 'eval_standardize', 'classifier')
 
 def _int(name, v, lo, hi=None):

@@ -85,7 +85,7 @@ def run_lock(run_dir):
     "Hold the exclusive lock of `run_dir` (its .lock file, hit_nb.core.file_lock), waiting for another holder."
     return file_lock(Path(run_dir)/'.lock', message=f'waiting for another process working on {run_dir} ...')
 
-# %% ../nbs/08_runs.ipynb #3cb472b1
+# %% ../nbs/08_runs.ipynb #73b925ba
 def done_metrics(run_dir) -> dict:
     "The metrics.json of a finished (DONE) run; ConfigError naming the file and the fix if it is missing or corrupt."
     run = Path(run_dir)

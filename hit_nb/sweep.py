@@ -10,11 +10,11 @@ from functools import partial
 from pathlib import Path
 import pandas as pd
 from fastcore.script import call_parse
-from .core import EXIT_BAD_INPUT, ConfigError, DiskFull, file_lock, read_json, write_json
-from .config import make_config, _identity, _differences
-from .evaluate import EVAL_KEYS, eval_settings
+from .core import EXIT_BAD_INPUT, ConfigError, DiskFull, file_lock, write_json
 from .grids import grid_points, parse_targets, sweep_name, target_points
 from .notebooks import execute_notebook
+from .provenance import (check_existing, check_points, classifier_files, config_differences, ensure_classifiers,
+                               eval_differences, point_eval_settings, point_finished, stale_failure)
 from .results import read_json_or_none, results_table, run_complete, run_status, write_results, write_table1
 
 
@@ -70,16 +70,9 @@ def _train(run:Path, params:dict, nbs:Path, run_nb, timeout) -> tuple|None:
     return 'failed', r['reason'] or f"train.ipynb ended (exit {r['rc']}) without DONE", 'train'
 
 # %% ../nbs/19_sweep.ipynb #078de159
-def _eval_differences(run:Path, want:dict) -> str:
-    "How the evaluation recorded in `run`'s metrics.json differs from the settings `want` ('' if not, or none yet)."
-    m = read_json_or_none(run/'metrics.json') or {}
-    if not m.get('evaluated'): return ''
-    return ', '.join(f"{k.removeprefix('eval_')}: {m[k]!r} there vs {want[k]!r} here"
-                     for k in EVAL_KEYS if k in m and m[k] != want[k])   # a key an older run lacks is not compared
-
 def _evaluate(run:Path, eval_params:dict, classifier, nbs:Path, run_nb, timeout, want:dict=None) -> tuple|None:
     "Evaluate a DONE run (nothing to do if it is complete with the settings `want`); None, or (status, reason, stage)."
-    if run_complete(run) and not (want and _eval_differences(run, want)): return None
+    if run_complete(run) and not (want and eval_differences(run, want)): return None
     ev = dict(eval_params, run_dir=str(run))
     if classifier is not None: ev['classifier'] = str(Path(classifier).expanduser().absolute())
     r = run_nb(nbs/'evaluate.ipynb', run/'evaluate.ipynb', ev)
@@ -97,31 +90,13 @@ def _recorded(run:Path, retry_failed:bool, t0:float, want:dict=None) -> tuple:
     f, attempt = run/'failure.json', 1
     if f.exists():
         old = read_json_or_none(f) or {}
-        if not retry_failed and not _stale(old, want):
+        if not retry_failed and not stale_failure(old, want):
             return _outcome(run, old.get('status', 'failed'), t0, old.get('reason'), old.get('stage'),
                             old.get('attempt', 1), skipped=True), None
         attempt = int(old.get('attempt', 1)) + 1
         f.unlink()
-    done = run_complete(run) and not (want and _eval_differences(run, want))
+    done = run_complete(run) and not (want and eval_differences(run, want))
     return (_outcome(run, 'done', t0, skipped=True) if done else None), attempt
-
-def _stale(failure:dict, want:dict|None) -> bool:
-    "True for a failure of the evaluation stage recorded under other evaluation settings than `want`."
-    return bool(want) and failure.get('stage') == 'evaluate' and failure.get('evaluation') not in (None, want)
-
-def _want(params:dict, classifier, eval_params:dict|None) -> dict:
-    "The evaluation settings (eval_settings) that a point's evaluation with `eval_params` and `classifier` records."
-    from hit_nb.classifiers import classifier_path
-    ep = eval_params or {}
-    root = ep.get('root', params.get('root'))
-    clf = classifier if classifier is not None else classifier_path(params['dataset'], root)
-    return eval_settings(**{k: ep[k] for k in ('n_samples', 'seed') if k in ep}, classifier=clf)
-
-def _foreign(run:Path, params:dict) -> str:
-    "The differences of the configuration in `run`/config.json from the point's ('' if it is the point's, or none yet)."
-    if not (run/'config.json').is_file(): return ''
-    old, cfg = read_json(run/'config.json'), make_config(**params)
-    return _differences(old, cfg) if _identity(old) != _identity(cfg) else ''
 
 
 # %% ../nbs/19_sweep.ipynb #ab7233de
@@ -137,10 +112,10 @@ def run_point(params:dict,            # one point of `grid_points`: the train no
     "Train then evaluate one point, skipping or resuming by its run directory; failures are recorded and returned."
     run, nbs = Path(params['out_dir']).absolute(), notebooks_path(notebooks_dir)
     run.mkdir(parents=True, exist_ok=True)
-    want = _want(params, classifier, eval_params)
+    want = point_eval_settings(params, classifier, eval_params)
     with file_lock(run/'.sweep.lock'):
         t0 = time.monotonic()
-        if diff := _foreign(run, params):
+        if diff := config_differences(run, params):
             return _outcome(run, 'failed', t0, f"{run} holds a run of another configuration ({diff}): choose another "
                             f"sweep_dir, or rerun with its settings", 'check', skipped=True)
         res, attempt = _recorded(run, retry_failed, t0, want)
@@ -200,58 +175,6 @@ def _sweep_task(params:dict, classifier:str, task:dict) -> dict:
         params['device'] = eval_params['device'] = 'cuda'
     return run_point(params, classifier, eval_params, task['timeout'], task['retry_failed'], task['notebooks_dir'], env,
                      task['fresh_kernels'])
-
-# %% ../nbs/19_sweep.ipynb #47d3dbd9
-def _check_points(points, eval_params, nbs):
-    "Every point through make_config again, every parameter name against the notebooks', the evaluation settings."
-    import papermill
-    train_names = set(papermill.inspect_notebook(str(nbs/'train.ipynb')))
-    eval_names = set(papermill.inspect_notebook(str(nbs/'evaluate.ipynb'))) - {'run_dir', 'classifier'}
-    for k in eval_params or {}:
-        if k not in eval_names:
-            raise ConfigError(f"eval_params: {k!r} is not a parameter of evaluate.ipynb; use some of "
-                              f"{', '.join(sorted(eval_names))}")
-    eval_settings(**{k: v for k, v in (eval_params or {}).items() if k in ('n_samples', 'seed')})
-    names = set()
-    for i, p in enumerate(points):
-        if not isinstance(p, dict) or 'out_dir' not in p:
-            raise ConfigError(f"points[{i}]={p!r}: give the points of grid_points(...)")
-        bad = [k for k in p if k not in train_names]
-        if bad: raise ConfigError(f"points[{i}]: {bad[0]!r} is not a parameter of train.ipynb")
-        try: make_config(**p)
-        except ConfigError as e: raise ConfigError(f"points[{i}] ({Path(p['out_dir']).name}): {e}") from None
-        if p['out_dir'] in names: raise ConfigError(f"points[{i}]: out_dir {p['out_dir']} appears twice")
-        names.add(p['out_dir'])
-
-
-# %% ../nbs/19_sweep.ipynb #337bbf55
-def _classifier_files(points, classifier) -> dict:
-    "{dataset: classifier file}: `classifier`, which must exist, or each dataset's default file (trained if missing)."
-    from hit_nb.classifiers import classifier_path
-    sets = {(p['dataset'], p.get('root')) for p in points}
-    if classifier is None: return {ds: str(classifier_path(ds, root).absolute()) for ds, root in sorted(sets, key=str)}
-    if len({d for d, _ in sets}) > 1:
-        raise ConfigError(f"classifier={str(classifier)!r}: the points use several datasets "
-                          f"({', '.join(sorted({d for d, _ in sets}))}); leave classifier=None")
-    path = Path(classifier).expanduser().absolute()
-    if not path.is_file():
-        ds, root = next(iter(sets))
-        raise ConfigError(f"classifier={str(classifier)!r}: no such file. Give the file of a trained classifier "
-                          f"(papermill nbs/train_classifier.ipynb out.ipynb -p dataset {ds} -p out {path}), or leave "
-                          f"classifier out to use the default one, {classifier_path(ds, root)} (trained once if "
-                          f"missing)")
-    return {ds: str(path) for ds, _ in sets}
-
-def _ensure_classifiers(points, files:dict, progress) -> dict:
-    "Train the default classifier of every dataset of `points` whose file in `files` is missing; returns `files`."
-    from hit_nb.classifiers import train_classifier
-    for ds, root in sorted({(p['dataset'], p.get('root')) for p in points}, key=str):
-        if not Path(files[ds]).is_file():
-            if progress:
-                print(f'training the {ds} domain classifier for the Inception Score once: {files[ds]}', flush=True)
-            train_classifier(ds, root=root, out=files[ds], progress=progress)
-    return files
-
 
 # %% ../nbs/19_sweep.ipynb #323bc7d1
 def _set_allowed_failures(n, dask_scheduler=None): dask_scheduler.allowed_failures = n
@@ -359,31 +282,6 @@ def _sweep_folder(points, sweep_dir) -> Path:
     return sweep_dir
 
 
-# %% ../nbs/19_sweep.ipynb #22871eba
-def _finished(p:dict, retry_failed:bool, want:dict=None) -> bool:
-    "True for a point a sweep does not submit: complete (evaluated as `want` asks), or recorded in failure.json."
-    run = Path(p['out_dir'])
-    if run_complete(run) and not (want and _eval_differences(run, want)): return True
-    f = read_json_or_none(run/'failure.json') if (run/'failure.json').exists() else None
-    return f is not None and not retry_failed and not _stale(f, want)
-
-def _check_existing(points, wants:list, reevaluate:bool):
-    "ConfigError if a run directory of `points` was trained, or (unless `reevaluate`) evaluated, with other settings."
-    trained = [(p, d) for p in points if (d := _foreign(Path(p['out_dir']), p))]
-    if trained:
-        (p, d), n = trained[0], len(trained)
-        raise ConfigError(f"{n} run(s) in {Path(p['out_dir']).parent} were trained with other settings, e.g. "
-                          f"{Path(p['out_dir']).name} ({d}). A run directory holds one configuration: rerun with the "
-                          f"settings it was trained with, or choose another sweep_dir")
-    evaluated = [(p, d) for p, w in zip(points, wants) if (d := _eval_differences(Path(p['out_dir']), w))]
-    if evaluated and not reevaluate:
-        (p, d), n = evaluated[0], len(evaluated)
-        raise ConfigError(f"{n} run(s) in {Path(p['out_dir']).parent} were evaluated with other settings, e.g. "
-                          f"{Path(p['out_dir']).name} ({d}): rerun with those settings, pass reevaluate=True "
-                          f"(--reevaluate) to evaluate them again with these (their training is kept), or choose "
-                          f"another sweep_dir")
-
-
 # %% ../nbs/19_sweep.ipynb #c4b821c6
 def run_sweep(points,                 # the points of `grid_points` / `target_points`
               sweep_dir=None,         # folder of the run directories and results.csv (None: the points' common folder)
@@ -407,21 +305,21 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
     if not points: raise ConfigError("points: the grid is empty; make it with grid_points(...)")
     _check_counts(n_workers, threads_per_worker, runs_per_gpu, allowed_failures, timeout)
     sweep_dir, nbs = _sweep_folder(points, sweep_dir), notebooks_path(notebooks_dir)
-    _check_points(points, eval_params, nbs)
+    check_points(points, eval_params, nbs)
     gpus = _parse_gpus(gpus)
     if gpus == 'auto' and scheduler is None:
         gpus = visible_gpus()
         if not gpus: raise ConfigError("gpus='auto': no GPU is visible here (CUDA_VISIBLE_DEVICES / torch.cuda); "
                                        "leave gpus=None to run on the CPU")
-    clfs = _classifier_files(points, classifier)
-    wants = [_want(p, clfs[p['dataset']], eval_params) for p in points]
-    _check_existing(points, wants, reevaluate)
+    clfs = classifier_files(points, classifier)
+    wants = [point_eval_settings(p, clfs[p['dataset']], eval_params) for p in points]
+    check_existing(points, wants, reevaluate)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    todo = [p for p, w in zip(points, wants) if not _finished(p, retry_failed, w)]
+    todo = [p for p, w in zip(points, wants) if not point_finished(p, retry_failed, w)]
     if todo:
         n_done = sum(run_status(p['out_dir'])[0] == 'done' for p in points if p not in todo)
         counts = dict(done=n_done, failed=len(points) - len(todo) - n_done)      # the points finished before
-        _ensure_classifiers(todo, clfs, progress)
+        ensure_classifiers(todo, clfs, progress)
         task = dict(eval_params=eval_params, timeout=timeout, retry_failed=retry_failed, notebooks_dir=str(nbs),
                     threads=threads_per_worker, gpus=gpus, fresh_kernels=fresh_kernels)
         with _client(scheduler, n_workers, threads_per_worker, gpus, runs_per_gpu, allowed_failures) as client:
