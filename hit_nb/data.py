@@ -8,6 +8,7 @@ import gzip, importlib.util, math, operator, os
 from pathlib import Path
 import numpy as np, torch
 from fastcore.basics import patch, store_attr
+from .core import ConfigError
 
 # %% auto #0
 __all__ = ['DATASETS', 'torchvision_compat', 'default_root', 'ImageData', 'load_dataset']
@@ -249,28 +250,93 @@ def _tv_dataset(name:str, root:Path, train:bool, download:bool):
 # %% ../nbs/01_data.ipynb #1c80f2b6
 def _tv_tensors(name:str, ds) -> tuple:
     "uint8 (N, C, H, W) images and int64 labels from a torchvision dataset's arrays, touching no single image."
-    if name == 'svhn': x, y = torch.from_numpy(ds.data), torch.from_numpy(ds.labels)
+    if name == 'svhn': x, y = torch.from_numpy(ds.data), torch.from_numpy(np.atleast_1d(ds.labels))
     elif name == 'cifar10': x, y = torch.from_numpy(ds.data).permute(0, 3, 1, 2), torch.as_tensor(ds.targets)
     else: x, y = _binarise(ds.data.unsqueeze(1)), ds.targets
     return x.contiguous(), y.to(torch.int64)
 
-# %% ../nbs/01_data.ipynb #03b0c26b
-def _read_error(name:str, root:Path, e:Exception) -> Exception:
-    "The error for a failed read of dataset `name`: missing files (the download failed) or unreadable ones."
+# %% ../nbs/01_data.ipynb #03673e7c
+_SHAPES = {'mnist': (1, 28, 28), 'svhn': (3, 32, 32), 'cifar10': (3, 32, 32)}   # (C, H, W) of each dataset's images
+
+def _split_files(name:str, train:bool) -> tuple:
+    "(image files, label files) that torchvision reads for one split of dataset `name`."
+    f = _TV_FILES[name][1]
+    if name == 'svhn': return (f[:1],) * 2 if train else (f[1:2],) * 2
+    if name == 'cifar10': return (f[:5],) * 2 if train else (f[5:6],) * 2
+    return (f[:1], f[1:2]) if train else (f[2:3], f[3:4])
+
+# %% ../nbs/01_data.ipynb #6cb228e3
+def _bad_files(name:str,  # the dataset
+               root:Path, # its data folder
+               files,     # names of the bad files in the dataset's folder
+               what:str,  # what is wrong with them; '{s}' is the verb's 's' when there is one file
+              ) -> ConfigError:
+    "The error for files of dataset `name` that are present but cannot be used, with the fix."
+    folder, files = (root / _TV_FILES[name][0]).resolve(), list(dict.fromkeys(files))
+    it, s = ('it', 's') if len(files) == 1 else ('them', '')
+    return ConfigError(f"dataset={name!r}: {', '.join(str(folder / f) for f in files)} {what.replace('{s}', s)}: "
+                       f"replace {it} with the published file{'' if s else 's'}, or delete {it} to have torchvision "
+                       f"download {it} again")
+
+# %% ../nbs/01_data.ipynb #24a8df05
+def _check_tensors(name:str, root:Path, train:bool, x:torch.Tensor, y:torch.Tensor, n_classes:int=10):
+    "Raise ConfigError, naming the files, unless the images `x` and labels `y` of one split fit dataset `name`."
+    imgs, labs = _split_files(name, train)
+    bad = lambda files, what: _bad_files(name, root, files, what)
+    if x.ndim != 4 or tuple(x.shape[1:]) != _SHAPES[name] or x.dtype != torch.uint8:
+        got = f"{str(x.dtype).removeprefix('torch.')} images of shape {tuple(x.shape[1:])}"
+        raise bad(imgs, f"hold{{s}} {got}, not uint8 {_SHAPES[name]}")
+    if len(x) == 0: raise bad(imgs, 'hold{s} no images')
+    if y.ndim != 1 or len(y) != len(x):
+        raise bad(imgs + labs, f"hold{{s}} {len(x)} images but {y.numel()} labels")
+    lo, hi = y.min().item(), y.max().item()
+    if lo < 0 or hi >= n_classes: raise bad(labs, f"hold{{s}} labels from {lo} to {hi}, not 0..{n_classes - 1}")
+
+# %% ../nbs/01_data.ipynb #37861eaf
+def _md5_mismatch(name:str, root:Path) -> list:
+    "The files of dataset `name` whose md5 is not the published one torchvision checks (none for mnist)."
+    import torchvision.datasets as tvd
+    from torchvision.datasets import utils
+    if name == 'svhn': sums = {f: m for _, f, m in tvd.SVHN.split_list.values()}
+    elif name == 'cifar10': sums = dict(tvd.CIFAR10.train_list + tvd.CIFAR10.test_list,
+                                        **{tvd.CIFAR10.meta['filename']: tvd.CIFAR10.meta['md5']})
+    else: return []
+    sub, files = _TV_FILES[name]
+    return [f for f in files if not utils.check_integrity(str(root / sub / f), sums[f])]
+
+def _unreadable(name:str, root:Path, train:bool) -> list:
+    "The files of one split to blame for a failed read: mnist's idx file that fails to read on its own, else all."
+    imgs, labs = _split_files(name, train)
+    files = [*dict.fromkeys(imgs + labs), *(('batches.meta',) if name == 'cifar10' else ())]
+    if name != 'mnist': return files
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+    def fails(read, f):
+        try: read(str(root / _TV_FILES[name][0] / f)); return False
+        except Exception: return True
+    return [f for f, read in ((imgs[0], read_image_file), (labs[0], read_label_file)) if fails(read, f)] or files
+
+# %% ../nbs/01_data.ipynb #6aa1a54e
+def _read_error(name:str, root:Path, train:bool, e:Exception) -> Exception:
+    "The error for a failed read of one split of `name`: missing files (the download failed) or unreadable ones."
     why = f"{type(e).__name__}: {e}"
     if _missing(name, root): return _not_found(name, root, f"files are missing and the download failed ({why})")
-    return RuntimeError(f"dataset={name!r}: the files in {(root / _TV_FILES[name][0]).resolve()} are present but "
-                        f"torchvision could not read them ({why}). They may be corrupt or incomplete: "
-                        "replace them, or delete them and load with download=True.")
+    bad = _md5_mismatch(name, root)
+    if bad: return _bad_files(name, root, bad, "failed torchvision's md5 check (not the published data, or cut short)")
+    why = ' '.join(why.split()) if str(e).strip() else type(e).__name__   # one line; a bare assert: its name
+    return _bad_files(name, root, _unreadable(name, root, train), f"cannot be read ({why})")
 
 def _load_torchvision(name:str, root:Path, download:bool) -> ImageData:
     "svhn, cifar10 or mnist from torchvision's files in `root`, downloading them first if allowed and missing."
     if _missing(name, root) and not download: raise _not_found(name, root, "files are missing and download=False")
     splits = []
     for train in (True, False):
-        try: ds = _tv_dataset(name, root, train, download=download and bool(_missing(name, root)))
-        except Exception as e: raise _read_error(name, root, e) from e
-        splits += _tv_tensors(name, ds)
+        try:
+            ds = _tv_dataset(name, root, train, download=download and bool(_missing(name, root)))
+            x, y = _tv_tensors(name, ds)
+        except ImportError: raise                                        # torchvision or scipy is missing, not a file
+        except Exception as e: raise _read_error(name, root, train, e) from e
+        _check_tensors(name, root, train, x, y)
+        splits += (x, y)
     return ImageData(name, *splits, likelihood='bernoulli' if name == 'mnist' else 'gaussian')
 
 # %% ../nbs/01_data.ipynb #d99c820d

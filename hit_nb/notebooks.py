@@ -5,11 +5,13 @@
 # %% ../nbs/17_notebooks.ipynb #aa418d3d
 from __future__ import annotations
 import atexit, json, logging, os, re, signal, subprocess, sys, tempfile, threading, time
+from difflib import get_close_matches
 from functools import partial
 from pathlib import Path
+from .core import ConfigError
 
 # %% auto #0
-__all__ = ['KERNELS', 'refresh_outputs', 'WarmKernels', 'execute_notebook']
+__all__ = ['KERNELS', 'refresh_outputs', 'WarmKernels', 'execute_notebook', 'notebook_names', 'check_parameters']
 
 # %% ../nbs/17_notebooks.ipynb #10da6241
 def refresh_outputs(path,                       # a library notebook
@@ -215,7 +217,7 @@ def _warm_engine():
 def _papermill_warm(nb:Path, out:Path, params:dict, env:dict, deadline:float|None, cwd:Path,
                     cell_timeout:float|None=None, kernels:WarmKernels=None) -> dict:
     "Execute `nb` with `params` in a kept kernel into `out`, through a hidden file; rc, timed_out, reason."
-    pm, kernels = _warm_engine(), kernels or KERNELS
+    pm, kernels = _warm_engine(), KERNELS if kernels is None else kernels   # an empty pool is falsy
     tmp = out.with_name(f'.{out.stem}.partial.ipynb')
     if deadline is not None and deadline <= time.monotonic(): return dict(rc=None, timed_out=True, reason=None)
     k, ok, timer, fired = kernels.acquire(env, cwd), False, None, threading.Event()
@@ -257,3 +259,30 @@ def execute_notebook(nb,                    # the notebook to execute
     env = {k: str(v) for k, v in (env or {}).items()}
     if fresh: return _papermill_process(nb, out, params, env, deadline, cwd, cell_timeout)
     return _papermill_warm(nb, out, params, env, deadline, cwd, cell_timeout, kernels)
+
+# %% ../nbs/17_notebooks.ipynb #c8557a5b
+_IPYTHON_NAMES = re.compile(r'_{1,3}|_i{1,3}|_i?\d+|_ih|_oh|_dh|In|Out|exit|quit|get_ipython|__\w+__')
+
+def notebook_names(ns:dict, # a notebook's namespace: its globals()
+                  ) -> set:
+    "The names defined in `ns`, without those IPython defines by itself (`_`, `_i3`, `_3`, `In`, `Out`, `exit`, ...)."
+    return {n for n in ns if not _IPYTHON_NAMES.fullmatch(n)}
+
+# %% ../nbs/17_notebooks.ipynb #c763f0ac
+def check_parameters(ns:dict,     # the notebook's namespace, globals(), in the first cell after its parameters cell
+                     before:set,  # notebook_names(globals()) in a cell before its parameters cell
+                     notebook:str, # the notebook's path in the repository, e.g. 'nbs/train.ipynb'
+                     params,      # the names its parameters cell assigns, in their order
+                    ):
+    "Raise ConfigError if papermill injected a parameter that the parameters cell of `notebook` does not assign."
+    params, name = list(params), Path(notebook).name
+    stale = [k for k in params if k not in ns]
+    if stale: raise ValueError(f"{name}: its parameters cell assigns no {', '.join(stale)}: "
+                               "remove them from the names its check_parameters call gives")
+    own = {n for n, v in ns.items() if v is before}                 # the name the snapshot itself is stored under
+    unknown = sorted(notebook_names(ns) - set(before) - set(params) - own)
+    if not unknown: return
+    hint = lambda u: ''.join(f' (did you mean {m}?)' for m in get_close_matches(u, params, n=1))
+    which = ', '.join(repr(u) + hint(u) for u in unknown)
+    raise ConfigError(f"{name} has no parameter{'s' * (len(unknown) > 1)} {which}: its parameters are "
+                      f"{', '.join(params)}; see papermill --help-notebook {notebook}")

@@ -14,6 +14,7 @@ import torch
 
 import hit_nb.data as hd
 from hit_nb.data import DATASETS, ImageData, default_root, load_dataset
+from hit_nb.core import ConfigError
 
 import torchvision.datasets.cifar as tv_cifar   # importable because hit_nb.data ran torchvision_compat()
 import torchvision.datasets.mnist as tv_mnist
@@ -194,7 +195,7 @@ def test_failed_download_is_chained(tmp_path, monkeypatch, name, module, fn):
 def test_corrupt_file_is_reported(tmp_path):
     (tmp_path / 'train_32x32.mat').write_bytes(b'not a mat file')           # present, but fails torchvision's md5 check
     (tmp_path / 'test_32x32.mat').write_bytes(b'not a mat file')
-    with pytest.raises(RuntimeError, match='present but torchvision could not read them'):
+    with pytest.raises(ConfigError, match="test_32x32.mat failed torchvision's md5 check"):   # bad input: exit 2
         load_dataset('svhn', root=tmp_path, download=False)
 
 
