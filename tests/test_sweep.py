@@ -139,11 +139,11 @@ def test_kill_driver_then_rerun(reference, clf, tmp_path):
     for r in d.iterdir():
         if r.is_dir(): assert_clean(r)                                    # the rerun removed the debris of the kill
 
-def chaos_points(d): return points(d, [(0.31622777, 0.31622777), (3.16227766, 3.16227766)]) + points(d, '1x1', lr=1000.)
+def chaos_points(d): return points(d, [(0.31622777, 0.31622777), (3.16227766, 3.16227766)]) + points(d, '1x1', lr=1.)
 
 @pytest.fixture(scope='module')
 def chaos(reference, clf, tmp_path_factory):
-    "Two points of the 2 x 2 grid plus one that diverges (lr = 1000 gives a NaN loss in epoch 1 on mnist5k), with one worker SIGKILLed while its kernel trains a run."
+    "Two points of the 2 x 2 grid plus one that diverges (lr = 1 (the largest allowed) gives a NaN loss in epoch 1 on mnist5k), with one worker SIGKILLed while its kernel trains a run."
     d = tmp_path_factory.mktemp('chaos') / 'sweep'
     pts = chaos_points(d)
     killed, stop = {}, threading.Event()
@@ -187,7 +187,7 @@ def test_failure_isolation(chaos, clf):
     assert (df.status == 'done').sum() == 2                                # the others completed
     rd = d/bad.run_dir.item()
     f = json.loads((rd/'failure.json').read_text())
-    assert f['status'] == 'diverged' and f['stage'] == 'train' and f['attempt'] == 1 and f['params']['lr'] == 1000.
+    assert f['status'] == 'diverged' and f['stage'] == 'train' and f['attempt'] == 1 and f['params']['lr'] == 1.
     assert (rd/'train.ipynb').exists() and 'RunDiverged' in (rd/'train.ipynb').read_text()   # the notebook records the error
     before = {p.name: p.stat().st_mtime_ns for p in rd.iterdir()}
     pts = chaos_points(d)
@@ -207,7 +207,7 @@ def test_failure_isolation(chaos, clf):
 def test_timeout(clf, tmp_path):
     "A run longer than the per-run timeout is killed (its kernel) and recorded as 'timeout', leaving no half file; the sweep goes on."
     d = tmp_path / 'sweep'
-    pts = points(d, '1x1', epochs=500) + points(d, '0.5x0.5', lr=1000.)    # about 10 minutes, and a run that diverges within seconds
+    pts = points(d, '1x1', epochs=500) + points(d, '0.5x0.5', lr=1.)    # about 10 minutes, and a run that diverges within seconds
     t0 = time.monotonic()
     df = sweep(d, clf, pts, timeout=40)
     wall = time.monotonic() - t0
