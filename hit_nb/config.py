@@ -4,10 +4,9 @@
 
 # %% ../nbs/07_config.ipynb #2713c22b
 from __future__ import annotations
-import inspect, json, math, re
+import inspect, json, math
 from pathlib import Path
-import torch
-from .core import ConfigError
+from .core import ConfigError, resolve_device
 from .data import DATASETS
 from .models import MODELS
 
@@ -135,17 +134,8 @@ def _preset(dataset, **given) -> dict:
 
 # %% ../nbs/07_config.ipynb #5043a87f
 def _check_device(device):
-    "'auto', 'cpu', 'cuda' or 'cuda:N' of a GPU that exists here; ConfigError otherwise."
-    if device in ('auto', 'cpu'): return
-    m = re.fullmatch(r'cuda(?::(\d+))?', str(device))
-    if m is None:
-        raise ConfigError(f"device={device!r}: hit_nb trains on 'cpu' or on CUDA; use 'auto', 'cpu', 'cuda' or "
-                          f"'cuda:N'")
-    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if not n: raise ConfigError(f"device={device!r}: no CUDA device here; use device='auto' or 'cpu'")
-    if m.group(1) is not None and int(m.group(1)) >= n:
-        raise ConfigError(f"device={device!r}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}")
-
+    "'auto', 'cpu', 'cuda' or 'cuda:N' of a GPU that exists here (core.resolve_device); ConfigError otherwise."
+    resolve_device(device)
 
 # %% ../nbs/07_config.ipynb #4e3068c3
 def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, svhn or cifar10

@@ -118,8 +118,17 @@ def is_locked(path) -> bool: # a lock file
     finally: os.close(fd)
 
 # %% ../nbs/00_core.ipynb #426d900b
-def resolve_device(device:str='auto'): # 'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...
-    "The torch.device of `device`."
-    import torch
+def resolve_device(device='auto'): # 'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ... (or a torch.device)
+    "The torch.device of `device`; ConfigError for a device hit_nb does not run on here."
+    import re, torch
+    device = str(device)
     if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if device == 'cpu': return torch.device('cpu')
+    m = re.fullmatch(r'cuda(?::(\d+))?', device)
+    if m is None:
+        raise ConfigError(f"device={device!r}: hit_nb runs on the CPU or on CUDA; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not n: raise ConfigError(f"device={device!r}: no CUDA device here; use device='auto' or 'cpu'")
+    if m.group(1) is not None and int(m.group(1)) >= n:
+        raise ConfigError(f"device={device!r}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}")
     return torch.device(device)

@@ -131,11 +131,11 @@ def evaluate_run(run_dir,                 # a DONE run directory (09_train)
                 ) -> dict:
     "Every metric and bound of the paper for one run; returns (and writes) the updated metrics.json content."
     run, settings = Path(run_dir), eval_settings(n_samples, n_splits, seed, probes, standardize, classifier)
+    dev = resolve_device(device)                           # 'mps', 'cuda' without a GPU, ...: refused now
     if not (run/'DONE').exists():
         raise ConfigError(f"run_dir={str(run_dir)!r} is not a finished run (no DONE file): train it first, e.g. "
                           f"papermill nbs/train.ipynb out.ipynb -p out_dir {run_dir}")
     with run_lock(run):
-        dev = resolve_device(device)
         model, cfg = load_run(run, device=dev)
         metrics = done_metrics(run)
         root = root if root is not None else cfg.get('root')
