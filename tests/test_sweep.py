@@ -111,9 +111,10 @@ def test_kill_driver_then_rerun(reference, clf, tmp_path):
         t0 = time.monotonic()
         while time.monotonic() - t0 < 400 and p.poll() is None:
             done = list(d.glob('*/DONE'))
-            half = [m for m in d.glob('*/metrics.json') if len(json.loads(m.read_text()).get('history') or []) == 1]
+            half = [m for m in d.glob('*/metrics.json') if len(json.loads(m.read_text()).get('history') or []) == 1
+                    and time.time() - m.stat().st_mtime < 0.15]           # just wrote epoch 1: a whole epoch still to go
             if done and half: break                                       # >= 1 run DONE and >= 1 run with 1 of its 2 epochs
-            time.sleep(0.05)
+            time.sleep(0.02)
         procs = psutil.Process(p.pid).children(recursive=True)           # workers, papermills, kernels
         p.send_signal(signal.SIGKILL); p.wait()
         assert not wait_gone(procs), 'processes of the killed driver outlived it'
