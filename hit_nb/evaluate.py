@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np, torch
 from tqdm import tqdm
 from .core import ConfigError, write_json, resolve_device
+from .config import SEED_RANGE, _integer
 from .data import load_dataset
 from .metrics import rd_metrics
 from .bounds import meyen_f_inv, label_entropy
@@ -88,12 +89,6 @@ def _stages(model, data, clf, n_samples, n_splits, seed, probes, standardize, pr
 # %% ../nbs/15_evaluate.ipynb #3e57931c
 EVAL_KEYS = ('eval_n_samples', 'eval_n_splits', 'eval_seed', 'eval_probes', 'eval_standardize', 'classifier')
 
-def _int(name, v, lo, hi=None):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo or (hi is not None and v > hi):
-        text = f" (it is the text {v!r}, not a number)" if isinstance(v, str) else ''
-        raise ConfigError(f"{name}={v!r}: must be an integer >= {lo}" + (f" and <= {hi}" if hi else '') + text)
-    return int(v)
-
 def eval_settings(n_samples:int=10_000,   # samples for the IS
                   n_splits:int=5,         # IS splits (they must divide n_samples)
                   seed:int=0,             # the evaluation's seed
@@ -102,12 +97,12 @@ def eval_settings(n_samples:int=10_000,   # samples for the IS
                   classifier=None,        # the classifier file (None: not known yet, the dataset's default)
                  ) -> dict:
     "The settings that change an evaluation's numbers, checked, under the keys metrics.json records them by."
-    n_splits = _int('n_splits', n_splits, 1)
-    n_samples = _int('n_samples', n_samples, 2 * n_splits)
+    n_splits = _integer('n_splits', n_splits, 1)
+    n_samples = _integer('n_samples', n_samples, 2 * n_splits)
     if n_samples % n_splits:
         raise ConfigError(f"n_samples={n_samples}: the {n_splits} IS splits must divide it; use a multiple of "
                           f"{n_splits}, e.g. {n_samples - n_samples % n_splits}")
-    seed = _int('seed', seed, 0, 2**32 - 1)
+    seed = _integer('seed', seed, *SEED_RANGE)
     probes = (probes,) if isinstance(probes, str) else tuple(probes)
     if not probes or any(p not in PROBES for p in probes):
         raise ConfigError(f"probes={probes!r}: use some of {', '.join(PROBES)}")
