@@ -34,8 +34,7 @@ def gauss_params(h):
 
 # %% ../nbs/02_models.ipynb #d905835f
 def randn_like(t, generator=None):
-    "Standard normal noise shaped like `t`, on its device, from `generator` (or the global RNG)."
-    if generator is None: return torch.randn_like(t)
+    "Standard normal noise shaped like `t`, on its device, from `generator` (or the global RNG), in row-major order."
     return torch.randn(t.shape, dtype=t.dtype, device=t.device, generator=generator)
 
 # %% ../nbs/02_models.ipynb #b22eacf8

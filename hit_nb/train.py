@@ -22,8 +22,8 @@ from .runs import check_writable, load_checkpoint, load_weights, done_metrics, r
 
 # %% auto #0
 __all__ = ['CHECKPOINT_KEYS', 'EXIT_DIVERGED', 'tune_malloc', 'prepare_model', 'train_step', 'warmup_factor', 'train_epoch',
-           'RunState', 'restore', 'checkpoint', 'save_epoch', 'RunDiverged', 'diverged', 'save_images', 'target_report',
-           'finish', 'train', 'hit_train']
+           'RunState', 'restore', 'to_cpu', 'checkpoint', 'save_epoch', 'RunDiverged', 'diverged', 'save_images',
+           'target_report', 'finish', 'train', 'hit_train']
 
 # %% ../nbs/09_train.ipynb #49631ec1
 def tune_malloc() -> bool:
@@ -132,6 +132,10 @@ def restore(cfg:dict,      # a configuration from make_config
     return st
 
 def _resume(st, ck, path):
+    if (was := ck.get('device_type', st.dev.type)) != st.dev.type:      # older checkpoints do not say: trusted
+        raise ConfigError(f"checkpoint {path} was written by a run on {was}, and this one is on {st.dev.type}: the "
+                          f"noise streams of the two differ, so it would not continue the same run; resume it with "
+                          f"device={was!r}, or delete the checkpoint to restart the run on {st.dev.type}")
     load_weights(st.model, ck['model'], path)
     try: st.opt.load_state_dict(ck['optimizer'])
     except (ValueError, KeyError, TypeError) as e:
@@ -144,13 +148,20 @@ def _resume(st, ck, path):
 
 
 # %% ../nbs/09_train.ipynb #db633c28
+def to_cpu(obj):
+    "`obj` with every tensor in it (in dicts, lists, tuples) replaced by a detached CPU copy."
+    if isinstance(obj, torch.Tensor): return obj.detach().cpu()
+    if isinstance(obj, dict): return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)): return type(obj)(to_cpu(v) for v in obj)
+    return obj
+
 def checkpoint(st:RunState) -> dict:
-    "Everything to continue the run bit for bit: config, weights, optimiser, epoch, history, seconds, RNG states."
+    "Everything to continue the run bit for bit (config, weights, optimiser, epoch, history, seconds, RNG), on the CPU."
     rng = dict(torch=torch.get_rng_state(), data=st.gen.get_state())
     if st.dev.type == 'cuda': rng['cuda'] = torch.cuda.get_rng_state(st.dev)
-    return dict(config=st.cfg, model=st.model.state_dict(), optimizer=st.opt.state_dict(), epoch=st.epoch,
-                history=st.history, train_seconds=st.seconds, rng=rng,
-                **({'controller': st.ctrl.state_dict()} if st.ctrl else {}))
+    return to_cpu(dict(config=st.cfg, model=st.model.state_dict(), optimizer=st.opt.state_dict(), epoch=st.epoch,
+                       history=st.history, train_seconds=st.seconds, rng=rng, device_type=st.dev.type,
+                       **({'controller': st.ctrl.state_dict()} if st.ctrl else {})))
 
 def _summary(st):
     "The keys that head every metrics.json of a run: what it trains and the model's parameter count."
