@@ -12,7 +12,7 @@ from .models import MODELS
 
 # %% auto #0
 __all__ = ['PRESETS', 'BETA_RANGE', 'LR_RANGE', 'SIGMA_X_RANGE', 'MAX_TARGET_RATE', 'SEED_RANGE', 'MAX_THREADS', 'TRAIN_PARAMS',
-           'IDENTITY', 'run_name', 'make_config']
+           'IDENTITY', 'ADDED_KEYS', 'run_name', 'make_config']
 
 # %% ../nbs/07_config.ipynb #30466159
 PRESETS = {
@@ -159,6 +159,7 @@ def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, s
                 rate_lr:float=0.02,       # step of an adapted log(beta) per unit of log(rate / target)
                 beta_min:float=0.01,      # lower clamp of an adapted beta
                 beta_max:float=100.,      # upper clamp of an adapted beta
+                fast_kernels:bool=False,  # CUDA: allow TF32 and autotuned cuDNN kernels (faster, not bit-reproducible)
                ) -> dict:
     "Validate the parameters of a run and fill in the dataset's presets; raises ConfigError naming the bad parameter."
     if dataset not in DATASETS: raise ConfigError(f"dataset={dataset!r} is unknown: use one of {', '.join(DATASETS)}")
@@ -174,12 +175,15 @@ def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, s
     _integer('seed', seed, *SEED_RANGE)
     _check_device(device)
     if threads is not None: _integer('threads', threads, 1, MAX_THREADS)
+    if not isinstance(fast_kernels, bool):
+        raise ConfigError(f"fast_kernels={fast_kernels!r}: must be True or False")
     ctl = targets is not None
     cfg = dict(dataset=dataset, model=model, n_layers=len(betas), betas=betas, beta2=betas[-2], beta1=betas[-1],
                epochs=p['epochs'], batch_size=p['batch_size'], lr=float(p['lr']), sigma_x=p['sigma_x'], seed=seed,
                warmup_epochs=warmup_epochs, device=device, root=None if root is None else str(root), threads=threads,
                targets=targets, rate_lr=float(rate_lr) if ctl else None,
-               beta_min=float(beta_min) if ctl else None, beta_max=float(beta_max) if ctl else None)
+               beta_min=float(beta_min) if ctl else None, beta_max=float(beta_max) if ctl else None,
+               fast_kernels=fast_kernels)
     cfg['out_dir'] = str(out_dir) if out_dir not in (None, '') else str(Path('runs') / run_name(cfg))
     return cfg
 
@@ -191,7 +195,11 @@ _PLACE = ('device', 'root', 'out_dir', 'threads')   # where and how fast a run g
 IDENTITY = tuple(k for k in make_config() if k not in _PLACE + ('beta2', 'beta1'))   # beta2, beta1 repeat betas[-2:]
 
 # %% ../nbs/07_config.ipynb #0efb06f2
-def _identity(cfg): return {k: cfg.get(k) for k in IDENTITY}   # a key an older run lacks counts as None (its default)
+ADDED_KEYS = {'fast_kernels': False}   # keys added after runs were written, with the value those runs had in effect
+
+def _get(cfg, k): return cfg.get(k, ADDED_KEYS.get(k))   # any other key an older run lacks counts as None
+
+def _identity(cfg): return {k: _get(cfg, k) for k in IDENTITY}
 
 def _differences(a, b):
-    return ', '.join(f"{k}: {a.get(k)!r} there vs {b.get(k)!r} here" for k in IDENTITY if a.get(k) != b.get(k))
+    return ', '.join(f"{k}: {_get(a, k)!r} there vs {_get(b, k)!r} here" for k in IDENTITY if _get(a, k) != _get(b, k))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_train.ipynb #204beb02
 from __future__ import annotations
-import json, math, sys, time, warnings
+import json, math, os, sys, time, warnings
 from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
@@ -22,8 +22,8 @@ from .runs import check_writable, load_checkpoint, load_weights, done_metrics, r
 
 # %% auto #0
 __all__ = ['CHECKPOINT_KEYS', 'EXIT_DIVERGED', 'tune_malloc', 'prepare_model', 'train_step', 'warmup_factor', 'train_epoch',
-           'RunState', 'restore', 'to_cpu', 'checkpoint', 'save_epoch', 'RunDiverged', 'diverged', 'save_images',
-           'target_report', 'finish', 'train', 'hit_train']
+           'RunState', 'pin_kernels', 'restore', 'to_cpu', 'checkpoint', 'save_epoch', 'RunDiverged', 'diverged',
+           'save_images', 'target_report', 'finish', 'train', 'hit_train']
 
 # %% ../nbs/09_train.ipynb #49631ec1
 def tune_malloc() -> bool:
@@ -110,6 +110,16 @@ class RunState:
     epoch: int = 0               # epochs finished
     seconds: float = 0.          # training seconds so far
 
+# %% ../nbs/09_train.ipynb #ddbf9381
+def pin_kernels(fast:bool=False, # True: allow TF32 and cuDNN's autotuned, non-deterministic kernels
+               ):
+    "Pin the kernels torch may choose (no TF32, deterministic cuDNN and algorithms), or free them when `fast`."
+    if not fast: os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')   # read when cuBLAS starts
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = fast
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = fast, not fast
+    torch.set_float32_matmul_precision('high' if fast else 'highest')
+    torch.use_deterministic_algorithms(not fast, warn_only=True)
+
 # %% ../nbs/09_train.ipynb #9d824698
 CHECKPOINT_KEYS = ('config', 'model', 'optimizer', 'epoch', 'history', 'train_seconds', 'rng')   # what resume needs
 
@@ -119,6 +129,7 @@ def restore(cfg:dict,      # a configuration from make_config
            ) -> RunState:
     "The run's seeded start (weights, optimiser, data order, rate controller), or where checkpoint `ck` left it."
     dev = resolve_device(cfg['device'])
+    pin_kernels(cfg.get('fast_kernels', False))
     torch.manual_seed(cfg['seed'])
     if dev.type == 'cuda': torch.cuda.manual_seed(cfg['seed'])
     model = build_model(cfg['model'], cfg['dataset'], n_layers=cfg['n_layers'], sigma_x=cfg['sigma_x'])
@@ -168,7 +179,7 @@ def _summary(st):
     c = st.cfg
     betas = {f'beta{c["n_layers"] - i}': b for i, b in enumerate(c['betas'])}
     return dict(dataset=c['dataset'], model=c['model'], **betas, n_layers=c['n_layers'], epochs=c['epochs'],
-                seed=c['seed'], n_params=n_params(st.model))
+                seed=c['seed'], n_params=n_params(st.model), fast_kernels=c.get('fast_kernels', False))
 
 def save_epoch(out, st:RunState):
     "After an epoch: the checkpoint (atomically), then metrics.json with status 'running' and the history so far."

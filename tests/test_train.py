@@ -1,5 +1,5 @@
 "Integration tests of training runs: resume, DONE, divergence, bad input, CLI exit codes, papermill."
-import json, math, os, signal, subprocess, sys, time
+import json, math, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 import hit_nb.train as T
@@ -200,3 +200,15 @@ def test_cli_help_lists_every_parameter():
     docs = docments(make_config)
     for k in TRAIN_PARAMS: assert f'--{k}' in r.stdout and docs[k] in r.stdout, k
     assert '--quiet' in r.stdout
+
+def test_kernel_settings_are_recorded_and_part_of_the_identity(tiny_done, tmp_path):
+    "config.json and metrics.json say which kernels trained a run; continuing it with the others is refused."
+    out, m = tiny_done
+    assert m['fast_kernels'] is False and json.loads((out/'config.json').read_text())['fast_kernels'] is False
+    with pytest.raises(ConfigError, match='fast_kernels: False there vs True here'):
+        train(progress=False, out_dir=out, fast_kernels=True, **TINY)
+    # a run directory from before the setting existed counts as pinned: still answered, not retrained
+    old = tmp_path/'old'; shutil.copytree(out, old)
+    cfg = json.loads((old/'config.json').read_text()); del cfg['fast_kernels']
+    (old/'config.json').write_text(json.dumps(cfg))
+    assert train(progress=False, out_dir=old, **TINY)['status'] == 'done'
