@@ -69,6 +69,7 @@ class Ensemble:
         self.betas = torch.tensor([st.cfg['betas'] for st in states], dtype=dtype, device=dev)
         self.ctrl = stack_controllers([st.ctrl for st in states]) if states[0].ctrl is not None else None
         self.alive = torch.ones(len(states), dtype=torch.bool, device=dev)
+        self.frozen = []                                                    # the members taken out, as indices
         self._loss = vmap(self._member_loss, in_dims=(0, 0, 0, None, None), randomness='same')
 
     def __len__(self): return len(self.states)
@@ -101,8 +102,8 @@ def step(self:Ensemble, x, kl_weight:float=1.) -> dict:
     loss, dist, rates = self._loss(self.params, self.buffers, self.member_betas, x, kl_weight)
     self.opt.zero_grad(set_to_none=True)
     torch.where(self.alive, loss, torch.zeros_like(loss)).sum().backward()   # a sum: each member's Adam is its own
-    if not self.alive.all():
-        for p in self.params.values(): p.grad[~self.alive] = 0
+    if self.frozen:                                                          # a Python list: no host sync per step
+        for p in self.params.values(): p.grad[self.frozen] = 0
     self.opt.step()
     if self.ctrl is not None: self.ctrl.update(rates.detach().mean(1))
     return dict(loss=loss, distortion=dist, rates=rates)
@@ -110,7 +111,7 @@ def step(self:Ensemble, x, kl_weight:float=1.) -> dict:
 @patch
 def freeze(self:Ensemble, k:int):
     "Take member k out: zero its weights and Adam moments, and its gradients from now on."
-    self.alive[k] = False
+    self.alive[k] = False; self.frozen.append(k)
     with torch.no_grad():
         for p in self.params.values():
             p[k] = 0
