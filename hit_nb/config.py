@@ -6,13 +6,13 @@
 from __future__ import annotations
 import inspect, json, math
 from pathlib import Path
-from .core import ConfigError, resolve_device
+from .core import ADDED_KEYS, ConfigError, resolve_device
 from .data import DATASETS
 from .models import MODELS
 
 # %% auto #0
 __all__ = ['PRESETS', 'BETA_RANGE', 'LR_RANGE', 'SIGMA_X_RANGE', 'MAX_TARGET_RATE', 'SEED_RANGE', 'MAX_THREADS', 'TRAIN_PARAMS',
-           'IDENTITY', 'ADDED_KEYS', 'run_name', 'make_config']
+           'IDENTITY', 'run_name', 'make_config']
 
 # %% ../nbs/07_config.ipynb #30466159
 PRESETS = {
@@ -195,8 +195,6 @@ _PLACE = ('device', 'root', 'out_dir', 'threads')   # where and how fast a run g
 IDENTITY = tuple(k for k in make_config() if k not in _PLACE + ('beta2', 'beta1'))   # beta2, beta1 repeat betas[-2:]
 
 # %% ../nbs/07_config.ipynb #0efb06f2
-ADDED_KEYS = {'fast_kernels': False}   # keys added after runs were written, with the value those runs had in effect
-
 def _get(cfg, k): return cfg.get(k, ADDED_KEYS.get(k))   # any other key an older run lacks counts as None
 
 def _identity(cfg): return {k: _get(cfg, k) for k in IDENTITY}

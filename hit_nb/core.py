@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['EXIT_BAD_INPUT', 'ConfigError', 'DiskFull', 'atomic_write', 'write_json', 'read_json', 'save_torch', 'load_torch',
-           'file_lock', 'is_locked', 'resolve_device']
+__all__ = ['EXIT_BAD_INPUT', 'ADDED_KEYS', 'ConfigError', 'DiskFull', 'atomic_write', 'write_json', 'read_json', 'save_torch',
+           'load_torch', 'file_lock', 'is_locked', 'resolve_device']
 
 # %% ../nbs/00_core.ipynb #7b526db2
 class ConfigError(ValueError):
@@ -116,6 +116,9 @@ def is_locked(path) -> bool: # a lock file
         try: fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB); return False
         except BlockingIOError: return True
     finally: os.close(fd)
+
+# %% ../nbs/00_core.ipynb #57f5086c
+ADDED_KEYS = {'fast_kernels': False}   # key -> the value runs written before the key existed had in effect
 
 # %% ../nbs/00_core.ipynb #426d900b
 def resolve_device(device='auto'): # 'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ... (or a torch.device)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io, os, sys
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import ConfigError, atomic_write, is_locked, read_json
+from .core import ADDED_KEYS, ConfigError, atomic_write, is_locked, read_json
 from .probes import PROBES, PROBE_LABELS
 
 # %% auto #0
@@ -41,7 +41,8 @@ def run_complete(run_dir) -> bool:
     return run_status(run)[0] == 'done' and all((run/r).is_file() for r in RECORDS)
 
 # %% ../nbs/18_results.ipynb #31490b30
-TRAIN_COLS = ('batch_size', 'lr', 'sigma_x', 'warmup_epochs', 'rate_lr', 'beta_min', 'beta_max')   # from config.json
+TRAIN_COLS = ('batch_size', 'lr', 'sigma_x', 'warmup_epochs', 'rate_lr', 'beta_min', 'beta_max',
+              'fast_kernels')   # from config.json
 ID_COLS = ('run_dir', 'dataset', 'model', 'n_layers', 'beta2', 'beta1', 'epochs', 'seed', *TRAIN_COLS, 'status',
            'reason')
 
@@ -66,7 +67,8 @@ def _row(d:Path, base:Path) -> dict:
     status, reason = run_status(d)
     row = dict(run_dir=os.path.relpath(d.absolute(), base.absolute()), dataset=cfg.get('dataset'),
                model=cfg.get('model'), n_layers=cfg.get('n_layers', len(betas)), epochs=cfg.get('epochs'),
-               seed=cfg.get('seed'), **{k: cfg.get(k) for k in TRAIN_COLS}, status=status, reason=reason)
+               seed=cfg.get('seed'), **{k: cfg.get(k, ADDED_KEYS.get(k)) for k in TRAIN_COLS}, status=status,
+               reason=reason)
     row.update({f'beta{len(betas) - i}': b for i, b in enumerate(betas)})
     metrics = read_json(d/'metrics.json') if (d/'metrics.json').is_file() else {}
     return {**row, **{k: v for k, v in metrics.items() if k not in row and not isinstance(v, (list, dict))}}

@@ -165,3 +165,13 @@ def test_bench_smoke():
     r = run([sys.executable, str(ROOT/'bench'/'ensemble.py'), '--smoke'], timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'max |dw|' in r.stdout and 'ensemble/loop throughput' in r.stdout
+
+def test_gpu_bench_smoke():
+    "bench/gpu.py --smoke runs every part of the prepared GPU check at toy size on the CPU, and its smoke passes."
+    import sys
+    from conftest import ROOT, run
+    r = run([sys.executable, str(ROOT/'bench'/'gpu.py'), '--smoke'], timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    for line in ('kill + resume bit-identical: True', 'single run, pinned kernels', 'ensemble K=   2', 'projection',
+                 'smoke passed'):
+        assert line in r.stdout, line
