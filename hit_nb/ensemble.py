@@ -17,7 +17,8 @@ from .config import IDENTITY, make_config
 from .runs import check_writable, load_checkpoint, run_lock
 from .rate_control import RateController
 from .train import (CHECKPOINT_KEYS, RunDiverged, RunState, _check_batch_size, _existing, _finite, _record,
-                          _summary, checkpoint, diverged, finish, restore, train_step, tune_malloc, warmup_factor)
+                          checkpoint, diverged, finish, restore, running_metrics, train_step, tune_malloc,
+                          warmup_factor)
 
 # %% auto #0
 __all__ = ['MEMBER_KEYS', 'SHARED_KEYS', 'NEXT', 'member_configs', 'stack_controllers', 'Ensemble', 'ensemble_epoch',
@@ -174,8 +175,7 @@ def save_members(outs:list, states:list):
     "Every member's checkpoint as one commit (all staged, then renamed); then its metrics.json with status 'running'."
     for o, st in zip(outs, states): save_torch(o/NEXT, checkpoint(st))
     for o in outs: os.replace(o/NEXT, o/'checkpoint.pt')
-    for o, st in zip(outs, states):
-        write_json(o/'metrics.json', dict(_summary(st), status='running', history=st.history, train_seconds=st.seconds))
+    for o, st in zip(outs, states): write_json(o/'metrics.json', running_metrics(st))
 
 # %% ../nbs/09a_ensemble.ipynb #8f081922
 def _groups(todo) -> list:

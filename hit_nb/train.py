@@ -17,13 +17,13 @@ from .models import build_model, n_params
 from .losses import model_loss, rate_names
 from .metrics import rd_metrics
 from .rate_control import RateController
-from .config import make_config, _identity, _differences
+from .config import make_config, _get, _identity, _differences
 from .runs import check_writable, load_checkpoint, load_weights, done_metrics, run_lock, image_grid, save_png
 
 # %% auto #0
 __all__ = ['CHECKPOINT_KEYS', 'EXIT_DIVERGED', 'tune_malloc', 'prepare_model', 'train_step', 'warmup_factor', 'train_epoch',
-           'RunState', 'pin_kernels', 'restore', 'to_cpu', 'checkpoint', 'save_epoch', 'RunDiverged', 'diverged',
-           'save_images', 'target_report', 'finish', 'train', 'hit_train']
+           'RunState', 'pin_kernels', 'restore', 'to_cpu', 'checkpoint', 'running_metrics', 'save_epoch', 'RunDiverged',
+           'diverged', 'save_images', 'target_report', 'finish', 'train', 'hit_train']
 
 # %% ../nbs/09_train.ipynb #49631ec1
 def tune_malloc() -> bool:
@@ -129,7 +129,7 @@ def restore(cfg:dict,      # a configuration from make_config
            ) -> RunState:
     "The run's seeded start (weights, optimiser, data order, rate controller), or where checkpoint `ck` left it."
     dev = resolve_device(cfg['device'])
-    pin_kernels(cfg.get('fast_kernels', False))
+    pin_kernels(_get(cfg, 'fast_kernels'))
     torch.manual_seed(cfg['seed'])
     if dev.type == 'cuda': torch.cuda.manual_seed(cfg['seed'])
     model = build_model(cfg['model'], cfg['dataset'], n_layers=cfg['n_layers'], sigma_x=cfg['sigma_x'])
@@ -179,12 +179,16 @@ def _summary(st):
     c = st.cfg
     betas = {f'beta{c["n_layers"] - i}': b for i, b in enumerate(c['betas'])}
     return dict(dataset=c['dataset'], model=c['model'], **betas, n_layers=c['n_layers'], epochs=c['epochs'],
-                seed=c['seed'], n_params=n_params(st.model), fast_kernels=c.get('fast_kernels', False))
+                seed=c['seed'], n_params=n_params(st.model), fast_kernels=_get(c, 'fast_kernels'))
+
+def running_metrics(st:RunState) -> dict:
+    "The metrics.json of a run between epochs: status 'running' and the history so far."
+    return dict(_summary(st), status='running', history=st.history, train_seconds=st.seconds)
 
 def save_epoch(out, st:RunState):
     "After an epoch: the checkpoint (atomically), then metrics.json with status 'running' and the history so far."
     save_torch(out/'checkpoint.pt', checkpoint(st))
-    write_json(out/'metrics.json', dict(_summary(st), status='running', history=st.history, train_seconds=st.seconds))
+    write_json(out/'metrics.json', running_metrics(st))
 
 # %% ../nbs/09_train.ipynb #72e3bdbe
 class RunDiverged(RuntimeError):

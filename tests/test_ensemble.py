@@ -160,7 +160,7 @@ def test_members_that_cannot_share_a_program(tmp_path):
 
 def test_bench_smoke():
     "bench/ensemble.py --smoke runs (its float64 check included), so the benchmark cannot rot."
-    import subprocess, sys
+    import sys
     from conftest import ROOT, run
     r = run([sys.executable, str(ROOT/'bench'/'ensemble.py'), '--smoke'], timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
