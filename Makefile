@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 # papermill notebooks run with parameters by tests/ and by the targets below, not by nbdev_test
-NB_SKIP = '^(train|train_classifier|evaluate)\.ipynb$$'
+NB_SKIP = '^(train|train_ensemble|train_classifier|evaluate)\.ipynb$$'
 
 .PHONY: help venv demo figures sweep test test-slow nbtest pytest export check-sync clean-nbs outputs bench bench-sweep
 

@@ -5,7 +5,8 @@ It prints, in this order (each part has its own time budget, so a slow part shor
 
 1. smoke   on the device, under the pinned kernels (`hit_nb.train.pin_kernels`): a tiny `train` on the bundled
            digits killed after epoch 1 and resumed ends bit for bit as an uninterrupted one; an ensemble member
-           equals its single run (float32: test-set rates to 1e-5 relative) and, in float64, to 1e-10.
+           equals its single run (float32: test-set rates to 1e-5 relative) and, in float64, to 1e-10; the I_q
+           estimator (evaluation runs it on the run's device) gives the CPU's value to 1e-9.
 2. single  the single-run step and epoch time at the paper's SVHN shape: synthetic 73,257 x 3 x 32 x 32 uint8 images
            held on the device, batch 256, the library's `train_epoch` (eager), pinned and with `fast_kernels`.
 3. ensemble member-steps per second and peak memory at K = 1, 8, 32, 128 (and 256 when it fits), GHVAE at the SVHN
@@ -24,6 +25,7 @@ import ensemble as ens_bench                                     # bench/ensembl
 from hit_nb.core import load_torch
 from hit_nb.data import ImageData
 from hit_nb.ensemble import train_ensemble
+from hit_nb.mi import mi_q
 from hit_nb.models import build_model
 from hit_nb.train import pin_kernels, prepare_model, train, train_epoch, tune_malloc
 
@@ -46,10 +48,14 @@ def smoke(device, out:Path) -> dict:
     solo = [train(progress=False, **dict(p, out_dir=out/f's{i}')) for i, p in enumerate(pts)]
     rel = max(abs(m[k] - s[k]) / abs(s[k]) for m, s in zip(ms, solo) for k in ('rate_z2', 'rate_z1', 'distortion'))
     f64 = ens_bench.check('ghvae', 'svhn', device)
+    g = torch.Generator().manual_seed(0)
+    mu, std, y = torch.randn(3000, 32, generator=g), torch.rand(3000, 32, generator=g) + .1, torch.arange(3000) % 10
+    mi_dev, mi_cpu = mi_q(mu, std, y, device=device), mi_q(mu, std, y, device='cpu')      # evaluation's I_q(y; z2)
+    mi_rel = abs(mi_dev - mi_cpu) / abs(mi_cpu)
     print(f"smoke: kill + resume bit-identical: {exact}; ensemble member vs single run: test metrics {rel:.1e} "
-          f"relative (float32), weights {f64:.1e} (float64, 2 steps)", flush=True)
-    ok = exact and rel < 1e-5 and f64 < 1e-10
-    return dict(resume_exact=exact, member_rel=rel, member_f64=f64, ok=ok)
+          f"relative (float32), weights {f64:.1e} (float64, 2 steps); I_q on {device} vs CPU: {mi_rel:.1e}", flush=True)
+    ok = exact and rel < 1e-5 and f64 < 1e-10 and mi_rel < 1e-9
+    return dict(resume_exact=exact, member_rel=rel, member_f64=f64, mi_rel=mi_rel, ok=ok)
 
 def single(device, n_images, budget, fast) -> dict:
     "Median step time (and an epoch's time) of one GHVAE at the SVHN shape, batch 256, data on the device."

@@ -72,8 +72,9 @@ def _stages(model, data, clf, n_samples, n_splits, seed, probes, standardize, pr
     stage(1); post = posterior_table(model, data, 'test', seed=seed); bar.update()
     y = post['y']
     stage(2)
-    res['mi_z2'] = mi_q(post['mu2'], post['std2'], y, n_classes=data.n_classes, seed=seed)
-    res['mi_z1'] = mi_q_z1(post['mu1'], post['std1'], y, n_classes=data.n_classes, seed=seed)
+    mi = dict(n_classes=data.n_classes, seed=seed, device=model.device)     # on the run's device: O(N^2) work
+    res['mi_z2'] = mi_q(post['mu2'], post['std2'], y, **mi)
+    res['mi_z1'] = mi_q_z1(post['mu1'], post['std1'], y, **mi)
     bar.update()
     stage(3)
     res.update(probe_metrics(post['mu2'].numpy(), post['mu1'].numpy(), y.numpy(), probes=probes,

@@ -4,132 +4,21 @@
 
 # %% ../nbs/19_sweep.ipynb #b220f588
 from __future__ import annotations
-import logging, os, re, socket, sys, time, warnings
+import fcntl, logging, os, re, socket, sys, tempfile, time, warnings
 from contextlib import contextmanager, nullcontext
-from functools import partial
 from pathlib import Path
 import pandas as pd
 from fastcore.script import call_parse
-from .core import EXIT_BAD_INPUT, ConfigError, DiskFull, file_lock, write_json
+from .core import EXIT_BAD_INPUT, ConfigError, DiskFull
 from .grids import grid_points, parse_targets, sweep_name, target_points
+from .points import _outcome, ensemble_groups, notebooks_path, run_ensemble, run_point, training_recorded
 from .notebooks import execute_notebook
-from .provenance import (check_existing, check_points, classifier_files, config_differences, ensure_classifiers,
-                               eval_differences, point_eval_settings, point_finished, stale_failure)
-from .results import read_json_or_none, results_table, run_complete, run_status, write_results, write_table1
+from .provenance import check_existing, check_points, classifier_files, point_eval_settings, point_finished
+from .results import results_table, run_status, write_results, write_table1
 
 
 # %% auto #0
-__all__ = ['notebooks_path', 'run_point', 'visible_gpus', 'worker_gpu', 'run_sweep', 'hit_sweep', 'run_target_sweep',
-           'hit_target_sweep']
-
-# %% ../nbs/19_sweep.ipynb #93c3b9e2
-def notebooks_path(notebooks_dir=None, # folder with train.ipynb and evaluate.ipynb (None: $HIT_NB_NOTEBOOKS, else nbs/)
-                  ) -> Path:
-    "The folder holding the papermill notebooks train.ipynb and evaluate.ipynb."
-    import hit_nb
-    if notebooks_dir is not None: cands = [Path(notebooks_dir).expanduser()]
-    else: cands = [Path(p).expanduser() for p in (os.environ.get('HIT_NB_NOTEBOOKS'),) if p] + \
-                  [Path(hit_nb.__file__).resolve().parent.parent/'nbs', Path.cwd()/'nbs']
-    for c in cands:
-        if (c/'train.ipynb').is_file() and (c/'evaluate.ipynb').is_file(): return c.absolute()
-    raise ConfigError(f"notebooks_dir: none of {', '.join(map(str, cands))} holds train.ipynb and evaluate.ipynb; "
-                      f"pass notebooks_dir=<a hit_nb clone>/nbs (or set HIT_NB_NOTEBOOKS): the sweep runs the "
-                      f"notebooks of a checkout, e.g. one installed with pip install -e")
-
-# %% ../nbs/19_sweep.ipynb #40e3cda6
-def _clear_debris(run:Path):
-    "Delete the hidden notebooks of a killed attempt, and its .tmp files if no process holds the run's lock."
-    for f in run.glob('.*.partial.ipynb'): f.unlink()
-    with file_lock(run/'.lock', wait=False) as free:
-        if free:
-            for f in run.glob('.*.tmp'): f.unlink()
-
-# %% ../nbs/19_sweep.ipynb #62d1cbf0
-def _outcome(run, status, t0, reason=None, stage=None, attempt=1, skipped=False, params=None, evaluation=None) -> dict:
-    "The outcome of a point, timed from `t0` (time.monotonic()); written to failure.json unless done or skipped."
-    res = dict(run_dir=str(run), status=status, reason=reason, stage=stage, seconds=round(time.monotonic() - t0, 2),
-               attempt=attempt, skipped=skipped)
-    if status != 'done' and not skipped:
-        write_json(run/'failure.json', dict(res, params=params, evaluation=evaluation, host=socket.gethostname(),
-                                            time=time.strftime('%Y-%m-%d %H:%M:%S %z')))
-    return res
-
-
-# %% ../nbs/19_sweep.ipynb #e6c31b78
-def _train(run:Path, params:dict, nbs:Path, run_nb, timeout) -> tuple|None:
-    "Train or resume (for a DONE run: only write the missing record); None, or (status, reason, 'train')."
-    if (run/'DONE').exists() and (run/'train.ipynb').is_file(): return None
-    r = run_nb(nbs/'train.ipynb', run/'train.ipynb', params)
-    if r['timed_out']:
-        epochs = len((read_json_or_none(run/'metrics.json') or {}).get('history') or [])
-        return 'timeout', f"killed after timeout={timeout} s while training; {epochs} epoch(s) trained so far, " \
-                          f"kept in the checkpoint", 'train'
-    if r['rc'] == 0 and (run/'DONE').exists(): return None
-    status, why = run_status(run)
-    if status == 'diverged': return 'diverged', why or r['reason'], 'train'
-    return 'failed', r['reason'] or f"train.ipynb ended (exit {r['rc']}) without DONE", 'train'
-
-# %% ../nbs/19_sweep.ipynb #078de159
-def _evaluate(run:Path, eval_params:dict, classifier, nbs:Path, run_nb, timeout, want:dict=None) -> tuple|None:
-    "Evaluate a DONE run (nothing to do if it is complete with the settings `want`); None, or (status, reason, stage)."
-    if run_complete(run) and not (want and eval_differences(run, want)): return None
-    ev = dict(eval_params, run_dir=str(run))
-    if classifier is not None: ev['classifier'] = str(Path(classifier).expanduser().absolute())
-    r = run_nb(nbs/'evaluate.ipynb', run/'evaluate.ipynb', ev)
-    if r['timed_out']: return 'timeout', f"killed after timeout={timeout} s while evaluating (training is DONE)", \
-                              'evaluate'
-    if r['rc'] != 0 or run_status(run)[0] != 'done':
-        return 'failed', r['reason'] or f"evaluate.ipynb ended (exit {r['rc']}) without an evaluated metrics.json", \
-               'evaluate'
-    return None
-
-
-# %% ../nbs/19_sweep.ipynb #e7f4f5fb
-def _recorded(run:Path, retry_failed:bool, t0:float, want:dict=None) -> tuple:
-    "(outcome, attempt): the outcome of a point with nothing to do (its failure.json, or complete), else None."
-    f, attempt = run/'failure.json', 1
-    if f.exists():
-        old = read_json_or_none(f) or {}
-        if not retry_failed and not stale_failure(old, want):
-            return _outcome(run, old.get('status', 'failed'), t0, old.get('reason'), old.get('stage'),
-                            old.get('attempt', 1), skipped=True), None
-        attempt = int(old.get('attempt', 1)) + 1
-        f.unlink()
-    done = run_complete(run) and not (want and eval_differences(run, want))
-    return (_outcome(run, 'done', t0, skipped=True) if done else None), attempt
-
-
-# %% ../nbs/19_sweep.ipynb #ab7233de
-def run_point(params:dict,            # one point of `grid_points`: the train notebook's parameters, with out_dir
-              classifier=None,        # the IS classifier file (None: the dataset's default, classifier_path)
-              eval_params:dict=None,  # parameters of nbs/evaluate.ipynb (n_samples, seed, device, root, threads)
-              timeout:float=None,     # seconds for this point (train + evaluate); None: no limit
-              retry_failed:bool=False,# run a point that has failure.json again (deleting it first)
-              notebooks_dir=None,     # folder of train.ipynb / evaluate.ipynb (None: `notebooks_path()`)
-              env:dict=None,          # extra environment variables of the kernels (OMP_NUM_THREADS, ...)
-              fresh_kernels:bool=False,# each notebook in a papermill subprocess of its own instead of a kept kernel
-             ) -> dict:
-    "Train then evaluate one point, skipping or resuming by its run directory; failures are recorded and returned."
-    run, nbs = Path(params['out_dir']).absolute(), notebooks_path(notebooks_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    want = point_eval_settings(params, classifier, eval_params)
-    with file_lock(run/'.sweep.lock'):
-        t0 = time.monotonic()
-        if diff := config_differences(run, params):
-            return _outcome(run, 'failed', t0, f"{run} holds a run of another configuration ({diff}): choose another "
-                            f"sweep_dir, or rerun with its settings", 'check', skipped=True)
-        res, attempt = _recorded(run, retry_failed, t0, want)
-        if res is not None: return res
-        _clear_debris(run)
-        deadline = None if timeout is None else t0 + timeout
-        run_nb = partial(execute_notebook, env=env, deadline=deadline, fresh=fresh_kernels)
-        params = dict(params, out_dir=str(run))
-        failed = _train(run, params, nbs, run_nb, timeout) or _evaluate(run, dict(eval_params or {}), classifier, nbs,
-                                                                        run_nb, timeout, want)
-        if failed is None: return _outcome(run, 'done', t0)
-        status, reason, stage = failed
-        return _outcome(run, status, t0, reason, stage, attempt, params=params, evaluation=want)
-
+__all__ = ['visible_gpus', 'worker_gpu', 'run_sweep', 'hit_sweep', 'run_target_sweep', 'hit_target_sweep']
 
 # %% ../nbs/19_sweep.ipynb #ac7addc7
 def visible_gpus() -> list:
@@ -153,28 +42,78 @@ def _parse_gpus(gpus) -> list|str|None:
     return [str(g).strip() for g in gpus]
 
 # %% ../nbs/19_sweep.ipynb #2c869e11
-def worker_gpu(gpus) -> str:
-    "The GPU of the Dask worker running this task: `gpus` ('auto': visible_gpus()) at the worker's number, round-robin."
-    ids = visible_gpus() if gpus == 'auto' else list(gpus)
+_GPU_SLOT = {}   # the slot this process holds: {(ids, runs_per_gpu, slots folder): (GPU id, its open lock file)}
+
+def _slots_dir(slots_dir=None) -> Path:
+    "The folder of this node's GPU slot files (None: hit_nb-gpu-slots-<uid> in the temporary directory)."
+    d = Path(slots_dir) if slots_dir is not None else Path(tempfile.gettempdir())/f'hit_nb-gpu-slots-{os.getuid()}'
+    d.mkdir(parents=True, exist_ok=True); return d
+
+def worker_gpu(gpus,                # 'auto' (visible_gpus()) or the GPU ids to share
+               runs_per_gpu:int=1,  # processes that share one GPU
+               slots_dir=None,      # the folder of the slot lock files (None: one per user in the temporary folder)
+              ) -> str:
+    "This process's GPU: the first free one of `runs_per_gpu` slots per GPU on this node, held for the process's life."
+    ids = visible_gpus() if gpus == 'auto' else [str(g) for g in gpus]
     if not ids: raise RuntimeError(f"gpus={gpus!r}: no GPU visible on {socket.gethostname()}")
-    try:
-        from distributed import get_worker
-        m = re.search(r'(\d+)$', str(get_worker().name))
-        i = int(m.group(1)) if m else 0
-    except (ImportError, ValueError): i = 0
-    return ids[i % len(ids)]
+    key = (tuple(ids), runs_per_gpu, str(slots_dir))
+    if key in _GPU_SLOT: return _GPU_SLOT[key][0]
+    d = _slots_dir(slots_dir)
+    for r in range(runs_per_gpu):
+        for g in ids:
+            f = open(d/f"{re.sub(r'[^A-Za-z0-9_.-]', '_', g)}.{r}.lock", 'a')
+            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError: f.close(); continue
+            _GPU_SLOT[key] = (g, f)
+            return g
+    return ids[os.getpid() % len(ids)]       # more processes than slots on this node: spread by process id
 
 # %% ../nbs/19_sweep.ipynb #b1727782
+def _placement(task:dict) -> tuple:
+    "(the kernels' environment, the parameters every notebook of the task gets): this worker's threads and GPU."
+    threads = task['threads']
+    env, given = {'OMP_NUM_THREADS': threads, 'MKL_NUM_THREADS': threads}, dict(threads=threads)
+    if task['gpus']:
+        env['CUDA_VISIBLE_DEVICES'] = worker_gpu(task['gpus'], task.get('runs_per_gpu', 1))
+        given['device'] = 'cuda'
+    return env, given
+
 def _sweep_task(params:dict, classifier:str, task:dict) -> dict:
     "One Dask task: `run_point` of `params` with the sweep's settings `task`, on this worker's threads and GPU."
-    threads = task['threads']
-    env = {'OMP_NUM_THREADS': threads, 'MKL_NUM_THREADS': threads}
-    params, eval_params = dict(params, threads=threads), dict(task['eval_params'] or {}, threads=threads)
-    if task['gpus']:
-        env['CUDA_VISIBLE_DEVICES'] = worker_gpu(task['gpus'])
-        params['device'] = eval_params['device'] = 'cuda'
-    return run_point(params, classifier, eval_params, task['timeout'], task['retry_failed'], task['notebooks_dir'], env,
-                     task['fresh_kernels'])
+    env, given = _placement(task)
+    return run_point(dict(params, **given), classifier, dict(task['eval_params'] or {}, **given), task['timeout'],
+                     task['retry_failed'], task['notebooks_dir'], env, task['fresh_kernels'])
+
+def _ensemble_task(points:list, classifier:str, task:dict) -> list:
+    "One Dask task: `run_ensemble` of `points` (training only) with the sweep's settings, on this worker's GPU."
+    env, given = _placement(task)
+    return run_ensemble([dict(p, **given) for p in points], classifier, dict(task['eval_params'] or {}, **given),
+                        task['timeout'], task['retry_failed'], task['notebooks_dir'], env, task['fresh_kernels'])
+
+# %% ../nbs/19_sweep.ipynb #c03b8cc7
+def _classifier_task(dataset:str, root, out:str, task:dict) -> str:
+    "One Dask task: train `dataset`'s IS classifier into `out` through train_classifier.ipynb, on this worker's GPU."
+    env, given = _placement(task)
+    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
+    record = out.with_name(f'{out.stem}.train_classifier.ipynb')
+    params = dict(dataset=dataset, root=root, out=str(out), threads=given['threads'], device=given.get('device', 'auto'))
+    r = execute_notebook(Path(task['notebooks_dir'])/'train_classifier.ipynb', record, params, env=env,
+                         fresh=task['fresh_kernels'])
+    if r['rc'] != 0 or r['timed_out'] or not out.is_file():
+        raise RuntimeError(f"the {dataset} IS classifier was not trained ({r['reason'] or 'no file written'}); "
+                           f"see {record}, or train it by hand: papermill nbs/train_classifier.ipynb out.ipynb "
+                           f"-p dataset {dataset} -p out {out}")
+    return str(out)
+
+def _train_classifiers(client, todo:list, clfs:dict, task:dict, progress:bool):
+    "Train on the cluster the IS classifiers of `todo` whose files are missing, one task each; wait for them."
+    import hit_nb.sweep as mod
+    missing = sorted({(p['dataset'], p.get('root')) for p in todo if not Path(clfs[p['dataset']]).is_file()}, key=str)
+    for ds, _ in missing:
+        if progress: print(f"training the {ds} domain classifier for the Inception Score once, on a worker: "
+                           f"{clfs[ds]}", flush=True)
+    client.gather([client.submit(mod._classifier_task, ds, root, clfs[ds], task, pure=False, key=f'classifier-{ds}')
+                   for ds, root in missing])
 
 # %% ../nbs/19_sweep.ipynb #323bc7d1
 def _set_allowed_failures(n, dask_scheduler=None): dask_scheduler.allowed_failures = n
@@ -205,8 +144,8 @@ def _executing(dask_worker=None) -> list:
     return [str(ts.key) for ts in dask_worker.state.executing]
 
 class _Progress:
-    "One bar over the grid: finished / total; done, failed, running (asked from the workers) and waiting points."
-    def __init__(self, client, keys:set, n_total:int, counts:dict, desc:str, enabled:bool=True, file=None):
+    "One bar over the grid: finished / total; done, failed, running and waiting points; `keys`: {task key: points}."
+    def __init__(self, client, keys:dict, n_total:int, counts:dict, desc:str, enabled:bool=True, file=None):
         from tqdm import tqdm
         self.client, self.keys, self.counts, self.file, self.last, self.running = client, keys, counts, file, 0., 0
         self.bar = tqdm(total=n_total, initial=sum(counts.values()), disable=not enabled, unit='run', desc=desc,
@@ -220,7 +159,7 @@ class _Progress:
         self.last = time.monotonic()
         try: executing = self.client.run(mod._executing, on_error='ignore').values()
         except Exception: executing = None
-        if executing is not None: self.running = sum(k in self.keys for ks in executing for k in ks)
+        if executing is not None: self.running = sum(self.keys.get(k, 0) for ks in executing for k in ks)
         left = self.bar.total - self.bar.n
         self.bar.set_postfix(**self.counts, running=min(self.running, left), waiting=max(left - self.running, 0))
 
@@ -235,34 +174,63 @@ class _Progress:
     def close(self): self.show(True); self.bar.close()
 
 # %% ../nbs/19_sweep.ipynb #72ff8df4
-def _result(future, point:dict, submitted:float) -> dict:
-    "The outcome of a finished task; one Dask gave up on is recorded in failure.json, timed from its submission."
-    try: return future.result()
+def _results(future, points:list, submitted:float) -> list:
+    "The outcomes of a finished task, one per point (None: trained, to evaluate); if Dask gave up on it, each failed."
+    try:
+        r = future.result()
+        return r if isinstance(r, list) else [r]
     except Exception as e:
-        run = Path(point['out_dir']); run.mkdir(parents=True, exist_ok=True)
-        return _outcome(run, 'failed', submitted, reason=f'{type(e).__name__}: {e}'[:2000], stage='dask', params=point)
+        why, out = f'{type(e).__name__}: {e}'[:2000], []
+        for p in points:
+            run = Path(p['out_dir']); run.mkdir(parents=True, exist_ok=True)
+            out.append(_outcome(run, 'failed', submitted, reason=why, stage='dask', params=p))
+        return out
 
 # %% ../nbs/19_sweep.ipynb #5acac2cf
-def _submit(client, todo:list, clfs:dict, task:dict) -> dict:
-    "Submit one task per point, keyed by its run name; {future: (point, the time.monotonic() of its submission)}."
+def _submit(client, todo:list, clfs:dict, task:dict, ensemble:int=1) -> dict:
+    "Submit a task per point, or per group of points to train as an ensemble; {future: (points, submitted, key)}."
     import hit_nb.sweep as mod        # workers import the task by reference, also when this runs in a notebook
-    return {client.submit(mod._sweep_task, p, clfs[p['dataset']], task, pure=False, key=Path(p['out_dir']).name):
-            (p, time.monotonic()) for p in todo}
+    groups, singles = [], todo
+    if ensemble > 1:
+        train = [p for p in todo if not training_recorded(Path(p['out_dir']))]
+        groups = [g for g in ensemble_groups(train, ensemble) if len(g) > 1]
+        grouped = {p['out_dir'] for g in groups for p in g}
+        singles = [p for p in todo if p['out_dir'] not in grouped]
+    futs, first = {}, 1 if task['gpus'] else 0          # on GPUs: training before the evaluations that wait
+    for g in groups:
+        key = f"ensemble-{Path(g[0]['out_dir']).name}+{len(g) - 1}"
+        futs[client.submit(mod._ensemble_task, g, clfs[g[0]['dataset']], task, pure=False, key=key,
+                           priority=first)] = (g, time.monotonic(), key)
+    for p in singles: futs.update(_submit_point(client, p, clfs, task))
+    return futs
 
-def _collect(futs:dict, bar:_Progress):
-    "Wait for every task, counting each outcome on the bar."
+def _submit_point(client, p:dict, clfs:dict, task:dict) -> dict:
+    "Submit the task of one point, keyed by its run name; {future: ([point], submitted, key)}."
+    import hit_nb.sweep as mod
+    key = Path(p['out_dir']).name
+    return {client.submit(mod._sweep_task, p, clfs[p['dataset']], task, pure=False, key=key):
+            ([p], time.monotonic(), key)}
+
+def _collect(client, futs:dict, bar:_Progress, clfs:dict, task:dict):
+    "Wait for every task, counting each outcome on the bar; a trained ensemble member goes on to be evaluated."
     from distributed import as_completed
     ac = as_completed(futs)
     while ac.count():
-        for f in ac.next_batch(block=False): bar.finished(_result(f, *futs[f]))
+        for f in ac.next_batch(block=False):
+            points, submitted, _ = futs.pop(f)
+            for p, r in zip(points, _results(f, points, submitted)):
+                if r is not None: bar.finished(r); continue
+                new = _submit_point(client, p, clfs, task)
+                for g, (_, _, key) in new.items(): ac.add(g); bar.keys[key] = 1
+                futs.update(new)
         bar.show(); time.sleep(0.2)
     bar.close()
 
 # %% ../nbs/19_sweep.ipynb #1d0ce61d
-def _check_counts(n_workers, threads_per_worker, runs_per_gpu, allowed_failures, timeout):
+def _check_counts(n_workers, threads_per_worker, runs_per_gpu, allowed_failures, timeout, ensemble=1):
     "ConfigError naming the first setting of a sweep that is not a valid count, or a timeout that is not seconds > 0."
     for k, v, lo in (('threads_per_worker', threads_per_worker, 1), ('runs_per_gpu', runs_per_gpu, 1),
-                     ('allowed_failures', allowed_failures, 0), ('n_workers', n_workers, 1)):
+                     ('allowed_failures', allowed_failures, 0), ('ensemble', ensemble, 1), ('n_workers', n_workers, 1)):
         if (v is not None or k != 'n_workers') and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
             raise ConfigError(f"{k}={v!r}: must be an integer >= {lo}" + (' or None' if k == 'n_workers' else ''))
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
@@ -299,13 +267,17 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
               allowed_failures:int=3, # worker deaths a task survives before it is recorded as failed
               fresh_kernels:bool=False,# every notebook in a papermill subprocess, not in the workers' kept kernels
               reevaluate:bool=False,  # evaluate again the runs evaluated with other settings (else: refused)
+              ensemble:int=1,         # points trained as one vmapped program per task (1: every point on its own)
              ) -> pd.DataFrame:
     "Train and evaluate every unfinished point on a Dask cluster, resuming partial runs; returns and writes the table."
     points = [dict(p) for p in points]
     if not points: raise ConfigError("points: the grid is empty; make it with grid_points(...)")
-    _check_counts(n_workers, threads_per_worker, runs_per_gpu, allowed_failures, timeout)
+    _check_counts(n_workers, threads_per_worker, runs_per_gpu, allowed_failures, timeout, ensemble)
     sweep_dir, nbs = _sweep_folder(points, sweep_dir), notebooks_path(notebooks_dir)
     check_points(points, eval_params, nbs)
+    if ensemble > 1 and not (nbs/'train_ensemble.ipynb').is_file():
+        raise ConfigError(f"ensemble={ensemble}: {nbs} has no train_ensemble.ipynb; use a hit_nb checkout's nbs/ "
+                          f"(notebooks_dir), or ensemble=1")
     gpus = _parse_gpus(gpus)
     if gpus == 'auto' and scheduler is None:
         gpus = visible_gpus()
@@ -319,13 +291,15 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
     if todo:
         n_done = sum(run_status(p['out_dir'])[0] == 'done' for p in points if p not in todo)
         counts = dict(done=n_done, failed=len(points) - len(todo) - n_done)      # the points finished before
-        ensure_classifiers(todo, clfs, progress)
         task = dict(eval_params=eval_params, timeout=timeout, retry_failed=retry_failed, notebooks_dir=str(nbs),
-                    threads=threads_per_worker, gpus=gpus, fresh_kernels=fresh_kernels)
+                    threads=threads_per_worker, gpus=gpus, runs_per_gpu=runs_per_gpu,
+                    fresh_kernels=fresh_kernels)
         with _client(scheduler, n_workers, threads_per_worker, gpus, runs_per_gpu, allowed_failures) as client:
-            futs = _submit(client, todo, clfs, task)
-            _collect(futs, _Progress(client, {str(f.key) for f in futs}, len(points), counts, f'sweep {sweep_dir.name}',
-                                     progress))
+            _train_classifiers(client, todo, clfs, task, progress)
+            futs = _submit(client, todo, clfs, task, ensemble)
+            keys = {key: len(pts) for pts, _, key in futs.values()}
+            _collect(client, futs, _Progress(client, keys, len(points), counts, f'sweep {sweep_dir.name}', progress),
+                     clfs, task)
     df = results_table(sweep_dir)
     write_results(df, sweep_dir/'results.csv')
     if any(c.startswith('acc_') and df[c].notna().any() for c in df): write_table1(df, sweep_dir/'table1')
@@ -364,6 +338,7 @@ def hit_sweep(grid:str='demo',       # paper (21x21), demo (5x5), tiny, diag, ro
               reevaluate:bool=False, # evaluate again the runs evaluated with other settings (e.g. another --n_samples)
               notebooks_dir:str=None, # folder of train.ipynb / evaluate.ipynb (default: the checkout's nbs/)
               fresh_kernels:bool=False, # every notebook in a papermill subprocess of its own (slower), no kept kernel
+              ensemble:int=1,        # points trained as one vmapped program per task (for GPUs; 1: one run per point)
               quiet:bool=False,      # no progress bar
              ):
     "Train and evaluate a (beta2, beta1) grid into <sweep_dir>/results.csv; exit 0 done, 1 some failed, 2 bad input."
@@ -374,11 +349,14 @@ def hit_sweep(grid:str='demo',       # paper (21x21), demo (5x5), tiny, diag, ro
         df = run_sweep(points, sweep_dir, scheduler=scheduler, n_workers=workers, threads_per_worker=threads, gpus=gpus,
                        runs_per_gpu=runs_per_gpu, timeout=timeout, retry_failed=retry_failed, classifier=classifier,
                        eval_params=None if n_samples is None else dict(n_samples=n_samples), progress=not quiet,
-                       notebooks_dir=notebooks_dir, fresh_kernels=fresh_kernels, reevaluate=reevaluate)
+                       notebooks_dir=notebooks_dir, fresh_kernels=fresh_kernels, reevaluate=reevaluate,
+                       ensemble=ensemble)
     except (ConfigError, FileNotFoundError) as e:
         print(f'hit_sweep: error: {e}', file=sys.stderr); sys.exit(EXIT_BAD_INPUT)
     except DiskFull as e:
         print(f'hit_sweep: error: {e.strerror}', file=sys.stderr); sys.exit(1)
+    except RuntimeError as e:                                  # the IS classifier could not be trained on the cluster
+        print(f'hit_sweep: error: {e}', file=sys.stderr); sys.exit(1)
     if not _summary(sweep_dir, df, 'hit_sweep'): sys.exit(1)
 
 
@@ -408,13 +386,14 @@ def hit_target_sweep(targets:str='2,5x5,15', # r2 values x r1 values ('2,5x5,15'
                      root:str=None,          # dataset folder
                      retry_failed:bool=False,# run failed points again
                      reevaluate:bool=False,  # evaluate again the runs evaluated with other settings
+                     ensemble:int=1,         # runs trained as one vmapped program per task (for GPUs)
                     ):
     "Train and evaluate one rate-targeted run per target pair into results.csv; exit 2 on bad input."
     try:
         tp = {k: v for k, v in dict(epochs=epochs, root=root).items() if v is not None}
         points = target_points(parse_targets(targets), dataset, model, sweep_dir, **tp)
         df = run_sweep(points, scheduler=scheduler, n_workers=workers, threads_per_worker=threads,
-                       retry_failed=retry_failed, gpus=gpus, reevaluate=reevaluate,
+                       retry_failed=retry_failed, gpus=gpus, reevaluate=reevaluate, ensemble=ensemble,
                        eval_params=None if n_samples is None else dict(n_samples=n_samples))
     except (ConfigError, FileNotFoundError) as e:
         print(f'hit_target_sweep: error: {e}', file=sys.stderr); sys.exit(EXIT_BAD_INPUT)

@@ -1,12 +1,12 @@
 "Ensembles of grid points (hit_nb.ensemble): each member is its single run, resumes exactly, and diverges alone."
-import math, os
+import json, math, os
 import pytest, torch
 from hit_nb.core import ConfigError, load_torch, read_json
 from hit_nb.config import make_config
 from hit_nb.ensemble import Ensemble, NEXT, member_configs, train_ensemble
 import hit_nb.ensemble as ensemble_mod
 from hit_nb.train import restore, train, train_step
-from conftest import TINY
+from conftest import BIN, ROOT, TINY, run
 
 E2 = dict(TINY, epochs=2, batch_size=1000, device='cpu')   # 2 epochs of 4 steps on the bundled digits
 BETAS = [(0.3, 1.), (1., 1.), (3., 0.5)]
@@ -175,3 +175,25 @@ def test_gpu_bench_smoke():
     for line in ('kill + resume bit-identical: True', 'single run, pinned kernels', 'ensemble K=   2', 'projection',
                  'smoke passed'):
         assert line in r.stdout, line
+
+def papermill_ensemble(out, cwd, **params):
+    args = [str(BIN/'papermill'), str(ROOT/'nbs'/'train_ensemble.ipynb'), str(out)]
+    for k, v in params.items(): args += ['-p', k, str(v)]
+    return run(args, cwd=cwd, timeout=300)
+
+def test_notebook_trains_a_grid_and_refuses_a_mix(tmp_path):
+    "papermill nbs/train_ensemble.ipynb trains a grid as one ensemble into single-run directories (its table and figures in the notebook); members that cannot share a program are refused before anything is written."
+    d = tmp_path/'grid'
+    r = papermill_ensemble(tmp_path/'o.ipynb', tmp_path, grid='1x0.1,1', epochs=1, sweep_dir=d)
+    assert r.returncode == 0, r.stderr[-3000:]
+    runs = sorted(p for p in d.iterdir() if p.is_dir())
+    assert [p.name for p in runs] == ['mnist5k-ghvae-b2_1-b1_0.1-e1-s2', 'mnist5k-ghvae-b2_1-b1_1-e1-s2']
+    for p in runs: assert (p/'DONE').exists() and read_json(p/'metrics.json')['status'] == 'done'
+    outs = [o for c in json.loads((tmp_path/'o.ipynb').read_text())['cells'] for o in c.get('outputs', [])]
+    assert sum('image/png' in o.get('data', {}) for o in outs) == 2                 # the rate curves and the samples
+    assert any('ensemble of 2' in ''.join(o.get('text', '')) for o in outs)        # its progress bar
+    members = tmp_path/'members.json'
+    members.write_text(json.dumps([dict(E2, out_dir=str(tmp_path/'m0')), dict(E2, lr=1e-4, out_dir=str(tmp_path/'m1'))]))
+    r = papermill_ensemble(tmp_path/'bad.ipynb', tmp_path, members=members)
+    assert r.returncode != 0 and 'differ in lr (0.001 vs 0.0001)' in r.stderr, r.stderr[-3000:]
+    assert not (tmp_path/'m0').exists() and not (tmp_path/'m1').exists()

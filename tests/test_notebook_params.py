@@ -32,9 +32,9 @@ def check_cells(path):
 
 def test_every_papermill_notebook_checks_its_parameters():
     names = {str(p.relative_to(ROOT/'nbs')) for p in PAPERMILL_NOTEBOOKS}
-    assert {'train.ipynb', 'evaluate.ipynb', 'train_classifier.ipynb', 'figures/fig3_rate_distortion.ipynb',
-            'figures/rate_targets.ipynb', 'figures/table1.ipynb'} <= names
-    assert len(names) == 11 and not any(n[:2].isdigit() for n in names)      # no library notebook has parameters
+    assert {'train.ipynb', 'train_ensemble.ipynb', 'evaluate.ipynb', 'train_classifier.ipynb',
+            'figures/fig3_rate_distortion.ipynb', 'figures/rate_targets.ipynb', 'figures/table1.ipynb'} <= names
+    assert len(names) == 12 and not any(n[:2].isdigit() for n in names)      # no library notebook has parameters
     for path in PAPERMILL_NOTEBOOKS: check_cells(path)
 
 def papermill_cli(nb, out, params, cwd):
@@ -50,6 +50,7 @@ def first_error(path) -> dict:
 # notebook, parameters with one misspelt name (D: a folder that must not be created), the name, the parameter hinted
 REFUSED = [('train.ipynb', dict(beta_2=0.1, epochs=1, out_dir='D'), 'beta_2', 'beta2'),
            ('evaluate.ipynb', dict(n_sample=5, run_dir='D'), 'n_sample', 'n_samples'),
+           ('train_ensemble.ipynb', dict(member='D/m.json', sweep_dir='D'), 'member', 'members'),
            ('train_classifier.ipynb', dict(epoch=1, out='D/clf.pt'), 'epoch', 'epochs'),
            ('figures/fig3_rate_distortion.ipynb', dict(result='D/results.csv', outdir='D'), 'result', 'results')]
 

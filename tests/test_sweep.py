@@ -299,3 +299,104 @@ def test_malformed_targets(tmp_path, targets):
     r = run([str(BIN/'hit_target_sweep'), '--targets', targets, '--sweep_dir', str(tmp_path/'t')])
     assert r.returncode == 2 and f'targets={targets!r}' in r.stderr and 'Traceback' not in r.stderr, r.stderr
     assert not (tmp_path/'t').exists()
+
+def close_to_reference(df, ref, rtol):
+    "Every column of the ensemble sweep's table equal to the single runs' (`ref`): metrics within `rtol`, the rest exactly; returns each metric's largest relative difference."
+    a, b = (x.drop(columns=TIMING).reset_index(drop=True) for x in (df, ref))
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    num = [c for c in METRICS if c in a and c not in TIMING] + [c for c in a if c.startswith('final_beta')]
+    pd.testing.assert_frame_equal(a.drop(columns=num), b.drop(columns=num), check_dtype=False)
+    assert not (a[num].isna() ^ b[num].isna()).any().any()
+    rel = {c: float(((a[c] - b[c]).abs() / b[c].abs().clip(lower=1e-12)).fillna(0).max()) for c in num}
+    tol = {c: 10 * rtol if c.startswith('mi_') else rtol for c in num}     # I_q: a log-mean-exp over the test set's posteriors
+    assert all(rel[c] <= tol[c] for c in num), sorted(rel.items(), key=lambda kv: -kv[1])[:5]
+    return rel
+
+@pytest.fixture(scope='module')
+def ensemble_sweep(tmp_path_factory, clf):
+    "The tiny grid through hit_sweep --ensemble 4 (one vmapped training task of four members, then four evaluations), its driver SIGKILLed in the middle of the ensemble's second epoch and the same command run again."
+    d = tmp_path_factory.mktemp('ens') / 'sweep'
+    args = [str(BIN/'hit_sweep'), '--grid', 'tiny', '--sweep_dir', str(d), '--epochs', '2', '--batch_size', '500', '--n_samples', '500',
+            '--workers', '2', '--classifier', str(clf), '--quiet', '--ensemble', '4']
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    procs = []
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 400 and p.poll() is None:
+            ms = list(d.glob('*/metrics.json'))
+            if len(ms) == 4 and all(len(json.loads(m.read_text()).get('history') or []) == 1 for m in ms): break
+            time.sleep(0.02)
+        procs = psutil.Process(p.pid).children(recursive=True)
+        p.send_signal(signal.SIGKILL); p.wait()
+        assert not wait_gone(procs), 'processes of the killed driver outlived it'
+    finally:
+        if p.poll() is None: p.kill()
+        wait_gone(procs, 0)
+    epochs = {r.name: torch.load(r/'checkpoint.pt', weights_only=True)['epoch'] for r in d.iterdir() if (r/'checkpoint.pt').exists()}
+    assert len(epochs) == 4 and set(epochs.values()) == {1} and not list(d.glob('*/DONE')), epochs   # killed in epoch 2
+    t0 = time.monotonic()
+    r = run(args, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    print(f'2x2 sweep as one ensemble of 4, rerun after the kill: {time.monotonic() - t0:.0f} s')
+    return d, csv(d), epochs
+
+def test_ensemble_sweep_matches_single_runs(ensemble_sweep, reference):
+    "hit_sweep --ensemble 4, killed and rerun, resumes its members from their checkpoints and ends with the table of the single-run sweep, to float rounding (that a killed ensemble resumes bit for bit is tests/test_ensemble.py's); every member's directory is a single run's, with the ensemble's notebook as its train.ipynb."
+    d, df, epochs = ensemble_sweep
+    rel = close_to_reference(df, csv(reference[0]), 1e-3)
+    print('relative differences from single runs:', {k: f'{v:.1e}' for k, v in sorted(rel.items(), key=lambda kv: -kv[1])})
+    for name in epochs: assert first_step(d/name) == 8, name             # resumed from the checkpoint, not from scratch
+    members = json.loads(next((d/'.ensembles').glob('*/members.json')).read_text())
+    assert sorted(Path(m['out_dir']).name for m in members) == sorted(df.run_dir)
+    for r in df.run_dir:
+        assert_clean(d/r)
+        assert 'ensemble of 4' in (d/r/'train.ipynb').read_text() and (d/r/'evaluate.ipynb').exists()
+        assert sorted(f.name for f in (d/r).iterdir() if not f.name.startswith('.')) == \
+               sorted(f.name for f in (reference[0]/r).iterdir() if not f.name.startswith('.'))
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def test_cluster_started_by_hand(reference, clf, tmp_path):
+    "A cluster as a job script starts one: `dask scheduler` and two `dask worker` processes named without numbers. worker_gpu gives them different GPU slots; a sweep on it (hit_sweep --scheduler) survives one worker's whole process tree SIGKILLed mid-training and ends with the reference's rows."
+    from distributed import Client
+    from hit_nb.sweep import worker_gpu
+    port, d, log = free_port(), tmp_path/'sweep', open(tmp_path/'cluster.log', 'w')
+    addr = f'tcp://127.0.0.1:{port}'
+    start = lambda *a: subprocess.Popen([str(BIN/'dask'), *a], stdout=log, stderr=subprocess.STDOUT, env=ENV, cwd=tmp_path)
+    sched = start('scheduler', '--host', '127.0.0.1', '--port', str(port), '--no-dashboard')
+    workers = [start('worker', addr, '--nthreads', '1', '--name', name, '--no-dashboard') for name in ('alpha', 'beta')]
+    try:
+        with Client(addr, timeout=60) as c:
+            c.wait_for_workers(2, timeout=60)
+            gpus = c.run(worker_gpu, ['0', '1'], 1, str(tmp_path/'slots'))
+            assert sorted(gpus.values()) == ['0', '1'], gpus                  # one GPU each, whatever their names
+        args = [str(BIN/'hit_sweep'), '--grid', '0.31622777x0.31622777,3.16227766', '--sweep_dir', str(d), '--epochs', '2',
+                '--batch_size', '500', '--n_samples', '500', '--classifier', str(clf), '--scheduler', addr, '--quiet']
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, text=True)
+        t0, victim = time.monotonic(), None
+        while time.monotonic() - t0 < 300 and p.poll() is None and victim is None:
+            for w in workers:
+                for k in psutil.Process(w.pid).children(recursive=True):
+                    try: rd = Path(k.cwd())
+                    except psutil.Error: continue
+                    if rd.parent == d and (rd/'checkpoint.pt').exists() and not (rd/'DONE').exists():   # a kernel mid-training
+                        victim = (w, [psutil.Process(w.pid), *psutil.Process(w.pid).children(recursive=True)], rd); break
+                if victim: break
+            time.sleep(0.05)
+        assert victim, 'no worker caught mid-training'
+        for q in victim[1]:
+            try: q.kill()
+            except psutil.Error: pass
+        assert not wait_gone(victim[1], 10)
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+        ref = csv(reference[0])
+        assert_same_results(csv(d), ref[ref.run_dir.isin(csv(d).run_dir)])      # the killed run resumed on the other worker
+        assert len(csv(d)) == 2 and first_step(victim[2]) == 8
+    finally:
+        for q in [*workers, sched]:
+            if q.poll() is None: q.kill()
+        wait_gone([psutil.Process(q.pid) for q in [*workers, sched] if psutil.pid_exists(q.pid)], 10)
+        log.close()
