@@ -12,6 +12,8 @@ It prints, in this order (each part has its own time budget, so a slow part shor
 3. ensemble member-steps per second and peak memory at K = 1, 8, 32, 128 (and 256 when it fits), GHVAE at the SVHN
            shape, against the one-model-at-a-time loop (`bench/ensemble.py`).
 4. project the wall time of the paper's 441-point grid x 500 epochs on this device, from the numbers above.
+5. auto     the ensemble size a sweep's `ensemble='auto'` picks at the SVHN shape on this device (one run per GPU),
+           from the measured base and per-member memory, and the peak memory of three steps at that size.
 
     python bench/gpu.py                 # on a CUDA machine (falls back to the CPU with a warning)
     python bench/gpu.py --smoke         # seconds, on the CPU: every part at toy size (a test runs this)
@@ -24,10 +26,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ensemble as ens_bench                                     # bench/ensemble.py
 from hit_nb.core import load_torch
 from hit_nb.data import ImageData
-from hit_nb.ensemble import train_ensemble
+from hit_nb.config import make_config
+from hit_nb.ensemble import Ensemble, ensemble_capacity, ensemble_memory, train_ensemble
 from hit_nb.mi import mi_q
 from hit_nb.models import build_model
-from hit_nb.train import pin_kernels, prepare_model, train, train_epoch, tune_malloc
+from hit_nb.train import pin_kernels, prepare_model, restore, train, train_epoch, tune_malloc
 
 SVHN_TRAIN, BATCH, GRID, EPOCHS = 73_257, 256, 441, 500
 
@@ -57,13 +60,17 @@ def smoke(device, out:Path) -> dict:
     ok = exact and rel < 1e-5 and f64 < 1e-10 and mi_rel < 1e-9
     return dict(resume_exact=exact, member_rel=rel, member_f64=f64, mi_rel=mi_rel, ok=ok)
 
+def synthetic(n_images, g) -> ImageData:
+    "SVHN-shaped uint8 images (content does not change speed or memory)."
+    return ImageData('svhn', torch.randint(0, 256, (n_images, 3, 32, 32), dtype=torch.uint8, generator=g),
+                     torch.zeros(n_images, dtype=torch.long), torch.zeros(1, 3, 32, 32, dtype=torch.uint8),
+                     torch.zeros(1, dtype=torch.long), 'gaussian')
+
 def single(device, n_images, budget, fast) -> dict:
     "Median step time (and an epoch's time) of one GHVAE at the SVHN shape, batch 256, data on the device."
     pin_kernels(fast)
     g = torch.Generator().manual_seed(0)
-    data = ImageData('svhn', torch.randint(0, 256, (n_images, 3, 32, 32), dtype=torch.uint8, generator=g),
-                     torch.zeros(n_images, dtype=torch.long), torch.zeros(1, 3, 32, 32, dtype=torch.uint8),
-                     torch.zeros(1, dtype=torch.long), 'gaussian')
+    data = synthetic(n_images, g)
     torch.manual_seed(0)
     model = prepare_model(build_model('ghvae', 'svhn'), device)
     opt = torch.optim.Adam(model.parameters(), lr=3e-4)
@@ -82,6 +89,23 @@ def single(device, n_images, budget, fast) -> dict:
     t_epoch = epoch()
     pin_kernels(False)
     return dict(step_s=statistics.median(times), epoch_s=t_epoch, steps_per_epoch=steps)
+
+def auto(device, n_images, out:Path) -> dict:
+    "The size `ensemble='auto'` picks at the SVHN shape (one ensemble on the device), and the peak memory it reaches."
+    G, data = 2 ** 30, synthetic(n_images, torch.Generator().manual_seed(0))
+    point = dict(dataset='svhn', model='ghvae', batch_size=BATCH, epochs=1, out_dir=str(out/'auto'))
+    free, base, per = ensemble_memory(point, device, data=data)
+    k = ensemble_capacity(free, base, per)
+    torch.cuda.reset_peak_memory_stats(device); start = torch.cuda.memory_allocated(device)
+    ens = Ensemble([restore(make_config(**dict(point, device=device, out_dir=str(out/f'a{i}')))) for i in range(k)])
+    for _, (x, _) in zip(range(3), data.batches('train', BATCH, device=device)): ens.step(x)
+    torch.cuda.synchronize(device)
+    r = dict(free_gib=free / G, base_gib=base / G, per_member_mib=per / 2 ** 20, K=k,
+             predicted_gib=(base + k * per) / G, peak_gib=(torch.cuda.max_memory_allocated(device) - start) / G)
+    print(f"auto: {r['free_gib']:.1f} GiB free, base {r['base_gib']:.2f} GiB, {r['per_member_mib']:.0f} MiB per member "
+          f"-> K={k} (75% of free); 3 steps at K={k}: peak {r['peak_gib']:.1f} GiB (predicted {r['predicted_gib']:.1f})",
+          flush=True)
+    return r
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -123,6 +147,11 @@ def main(argv=None):
     print(f"projection, 441 points x 500 epochs x {math.ceil(SVHN_TRAIN / BATCH)} steps = {steps:,} member-steps: "
           f"one at a time {pr['loop_hours']:.1f} h; ensembles of K={pr['best_K']}: {pr['ensemble_hours']:.1f} h "
           f"(training only; evaluation not included)", flush=True)
+    if dev.startswith('cuda'):
+        try:
+            with tempfile.TemporaryDirectory() as tmp: res['auto'] = auto(dev, n_images, Path(tmp))
+        except Exception as e: print(f"auto: failed: {type(e).__name__}: {e}", flush=True); res['auto'] = repr(e)
+    else: print("auto: measured on CUDA only (the CPU default is one run per point)", flush=True)
     print(f"total {time.monotonic() - t_start:.0f} s; smoke {'passed' if res['smoke']['ok'] else 'FAILED'}")
     if a.json: Path(a.json).write_text(json.dumps(res, indent=1))
     return 0 if res['smoke']['ok'] else 1

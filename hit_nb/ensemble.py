@@ -4,7 +4,7 @@
 
 # %% ../nbs/09a_ensemble.ipynb #57d1f044
 from __future__ import annotations
-import copy, os, time
+import copy, math, os, tempfile, time
 from contextlib import ExitStack
 from pathlib import Path
 import torch
@@ -22,7 +22,7 @@ from .train import (CHECKPOINT_KEYS, RunDiverged, RunState, _check_batch_size, _
 
 # %% auto #0
 __all__ = ['MEMBER_KEYS', 'SHARED_KEYS', 'NEXT', 'member_configs', 'stack_controllers', 'Ensemble', 'ensemble_epoch',
-           'recover_staged', 'save_members', 'train_ensemble']
+           'recover_staged', 'save_members', 'train_ensemble', 'ensemble_capacity', 'ensemble_memory', 'auto_ensemble']
 
 # %% ../nbs/09a_ensemble.ipynb #0b4c3dc5
 MEMBER_KEYS = ('betas', 'targets')   # what the members of an ensemble may differ in
@@ -252,3 +252,48 @@ def _train_group(group, data, progress, on_epoch_end) -> dict:
     for k, o in enumerate(outs):
         if ens.alive[k]: res[o] = finish(o, ens.sync(k), data)
     return res
+
+# %% ../nbs/09a_ensemble.ipynb #a7bb0821
+def ensemble_capacity(free:int,            # bytes free on the device
+                      base:int,            # bytes an ensemble needs whatever its size (data on the device, workspaces)
+                      per_member:int,      # bytes each member adds (weights, stacked copy, gradients, Adam, activity)
+                      runs_per_gpu:int=1,  # ensembles that train side by side on the device
+                      headroom:float=0.75, # the share of the free memory they may fill (the rest: evaluations, slack)
+                      cap:int=256,         # never more members than this
+                     ) -> int:
+    "The most members K with base + K * per_member <= headroom * free / runs_per_gpu; at least 1, at most `cap`."
+    return max(1, min(cap, math.floor((headroom * free / runs_per_gpu - base) / per_member)))
+
+# %% ../nbs/09a_ensemble.ipynb #8af0837c
+def ensemble_memory(point:dict,    # a sweep point (train's parameters): its model, dataset and batch size count
+                    device='cuda', # the CUDA device to measure
+                    data=None,     # its dataset (an ImageData; None: load_dataset of the point's)
+                    steps:int=2,   # training steps per size (Adam's moments exist from the first)
+                   ) -> tuple:
+    "(free, base, per_member) bytes on `device`, from the peak memory of `steps` steps of ensembles of 1 and 2."
+    dev = torch.device(device)
+    if dev.type != 'cuda': raise ConfigError(f"device={device!r}: an ensemble's memory is measured on a CUDA device")
+    cfg = make_config(**dict(point, device=str(dev)))
+    data = data if data is not None else load_dataset(cfg['dataset'], root=cfg['root'])
+    torch.cuda.empty_cache(); start, peaks = torch.cuda.memory_allocated(dev), []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in (1, 2):
+            torch.cuda.reset_peak_memory_stats(dev)
+            cfgs = [make_config(**dict(point, device=str(dev), out_dir=f'{tmp}/{i}')) for i in range(k)]
+            ens = Ensemble([restore(c) for c in cfgs])
+            for _, (x, _) in zip(range(steps), data.batches('train', cfg['batch_size'], device=dev)): ens.step(x)
+            torch.cuda.synchronize(dev); peaks.append(torch.cuda.max_memory_allocated(dev) - start)
+            del ens, x; torch.cuda.empty_cache()
+    data._cache.clear(); torch.cuda.empty_cache()
+    per = max(peaks[1] - peaks[0], 1)
+    return torch.cuda.mem_get_info(dev)[0], max(peaks[0] - per, 0), per
+
+# %% ../nbs/09a_ensemble.ipynb #006f2cc7
+def auto_ensemble(points:list,           # the points to train (of one sweep: the first one's model and data count)
+                  n_slots:int,           # tasks that train side by side (the cluster's workers)
+                  runs_per_gpu:int=1,    # of them on one GPU
+                  memory=ensemble_memory,# point -> (free, base, per_member) bytes on this process's GPU
+                 ) -> int:
+    "Members per ensemble: as many as fit in the free memory, and no more than gives every slot a group of `points`."
+    if len(points) < 2: return 1
+    return min(ensemble_capacity(*memory(points[0]), runs_per_gpu), math.ceil(len(points) / n_slots))

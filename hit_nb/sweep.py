@@ -4,7 +4,7 @@
 
 # %% ../nbs/19_sweep.ipynb #b220f588
 from __future__ import annotations
-import fcntl, logging, os, re, socket, sys, tempfile, time, warnings
+import fcntl, json, logging, os, re, socket, subprocess, sys, tempfile, time, warnings
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 import pandas as pd
@@ -89,6 +89,18 @@ def _ensemble_task(points:list, classifier:str, task:dict) -> list:
     env, given = _placement(task)
     return run_ensemble([dict(p, **given) for p in points], classifier, dict(task['eval_params'] or {}, **given),
                         task['timeout'], task['retry_failed'], task['notebooks_dir'], env, task['fresh_kernels'])
+
+def _ensemble_size_task(points:list, n_slots:int, task:dict) -> int:
+    "One Dask task: `auto_ensemble` on this worker's GPU, in a Python process of its own (the worker keeps no CUDA)."
+    env, given = _placement(task)
+    code = ("import json, sys; from hit_nb.ensemble import auto_ensemble; a = json.loads(sys.argv[1]); "
+            "print(auto_ensemble([a['point']] * a['n'], a['n_slots'], a['runs_per_gpu']))")
+    arg = json.dumps(dict(point=dict(points[0], **given), n=len(points), n_slots=n_slots,
+                          runs_per_gpu=task.get('runs_per_gpu', 1)), default=str)
+    r = subprocess.run([sys.executable, '-c', code, arg], capture_output=True, text=True, timeout=900,
+                       env={**os.environ, **{k: str(v) for k, v in env.items()}})
+    if r.returncode: raise RuntimeError((r.stderr.strip().splitlines() or ['no output'])[-1])
+    return int(r.stdout.split()[-1])
 
 # %% ../nbs/19_sweep.ipynb #c03b8cc7
 def _classifier_task(dataset:str, root, out:str, task:dict) -> str:
@@ -204,6 +216,22 @@ def _submit(client, todo:list, clfs:dict, task:dict, ensemble:int=1) -> dict:
     for p in singles: futs.update(_submit_point(client, p, clfs, task))
     return futs
 
+def _ensemble_size(client, todo:list, ensemble, task:dict, progress:bool) -> int:
+    "Members per ensemble: `ensemble`; for 'auto' 1 on the CPU and on GPUs what a worker measures to fit (else 1)."
+    import hit_nb.sweep as mod
+    train = [p for p in todo if not training_recorded(Path(p['out_dir']))]
+    if ensemble != 'auto' or not task['gpus'] or len(train) < 2:
+        return 1 if ensemble == 'auto' else ensemble    # on the CPU an ensemble is slower than runs side by side
+    n_slots = max(1, len(client.scheduler_info()['workers']))
+    try: k = client.submit(mod._ensemble_size_task, train, n_slots, task, pure=False, key='ensemble-size').result()
+    except Exception as e:
+        print(f"ensemble='auto': the GPU memory probe failed ({type(e).__name__}: {str(e)[-300:]}); "
+              f"training one run per point", file=sys.stderr, flush=True)
+        return 1
+    if progress: print(f"ensemble='auto': {k} members per ensemble ({len(train)} points, {n_slots} GPU slots)",
+                       flush=True)
+    return k
+
 def _submit_point(client, p:dict, clfs:dict, task:dict) -> dict:
     "Submit the task of one point, keyed by its run name; {future: ([point], submitted, key)}."
     import hit_nb.sweep as mod
@@ -227,8 +255,16 @@ def _collect(client, futs:dict, bar:_Progress, clfs:dict, task:dict):
     bar.close()
 
 # %% ../nbs/19_sweep.ipynb #1d0ce61d
+def _ensemble_arg(ensemble) -> int|str:
+    "'auto' or the members per ensemble as an integer, from what run_sweep and the command lines take."
+    if isinstance(ensemble, str) and ensemble.strip() == 'auto': return 'auto'
+    k = int(ensemble) if isinstance(ensemble, str) and ensemble.strip().isdigit() else ensemble
+    if isinstance(k, int) and not isinstance(k, bool) and k >= 1: return k
+    raise ConfigError(f"ensemble={ensemble!r}: give 'auto' (GPUs: what fits in memory; CPU: 1) or an integer >= 1")
+
 def _check_counts(n_workers, threads_per_worker, runs_per_gpu, allowed_failures, timeout, ensemble=1):
     "ConfigError naming the first setting of a sweep that is not a valid count, or a timeout that is not seconds > 0."
+    ensemble = 1 if _ensemble_arg(ensemble) == 'auto' else _ensemble_arg(ensemble)
     for k, v, lo in (('threads_per_worker', threads_per_worker, 1), ('runs_per_gpu', runs_per_gpu, 1),
                      ('allowed_failures', allowed_failures, 0), ('ensemble', ensemble, 1), ('n_workers', n_workers, 1)):
         if (v is not None or k != 'n_workers') and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
@@ -267,7 +303,7 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
               allowed_failures:int=3, # worker deaths a task survives before it is recorded as failed
               fresh_kernels:bool=False,# every notebook in a papermill subprocess, not in the workers' kept kernels
               reevaluate:bool=False,  # evaluate again the runs evaluated with other settings (else: refused)
-              ensemble:int=1,         # points trained as one vmapped program per task (1: every point on its own)
+              ensemble='auto',        # points trained as one vmapped program per task: 'auto' (GPU: what fits) or K
              ) -> pd.DataFrame:
     "Train and evaluate every unfinished point on a Dask cluster, resuming partial runs; returns and writes the table."
     points = [dict(p) for p in points]
@@ -275,7 +311,9 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
     _check_counts(n_workers, threads_per_worker, runs_per_gpu, allowed_failures, timeout, ensemble)
     sweep_dir, nbs = _sweep_folder(points, sweep_dir), notebooks_path(notebooks_dir)
     check_points(points, eval_params, nbs)
-    if ensemble > 1 and not (nbs/'train_ensemble.ipynb').is_file():
+    ensemble = _ensemble_arg(ensemble)
+    if ensemble == 'auto' and not (nbs/'train_ensemble.ipynb').is_file(): ensemble = 1     # notebooks of one's own
+    if ensemble != 'auto' and ensemble > 1 and not (nbs/'train_ensemble.ipynb').is_file():
         raise ConfigError(f"ensemble={ensemble}: {nbs} has no train_ensemble.ipynb; use a hit_nb checkout's nbs/ "
                           f"(notebooks_dir), or ensemble=1")
     gpus = _parse_gpus(gpus)
@@ -296,7 +334,7 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
                     fresh_kernels=fresh_kernels)
         with _client(scheduler, n_workers, threads_per_worker, gpus, runs_per_gpu, allowed_failures) as client:
             _train_classifiers(client, todo, clfs, task, progress)
-            futs = _submit(client, todo, clfs, task, ensemble)
+            futs = _submit(client, todo, clfs, task, _ensemble_size(client, todo, ensemble, task, progress))
             keys = {key: len(pts) for pts, _, key in futs.values()}
             _collect(client, futs, _Progress(client, keys, len(points), counts, f'sweep {sweep_dir.name}', progress),
                      clfs, task)
@@ -338,7 +376,7 @@ def hit_sweep(grid:str='demo',       # paper (21x21), demo (5x5), tiny, diag, ro
               reevaluate:bool=False, # evaluate again the runs evaluated with other settings (e.g. another --n_samples)
               notebooks_dir:str=None, # folder of train.ipynb / evaluate.ipynb (default: the checkout's nbs/)
               fresh_kernels:bool=False, # every notebook in a papermill subprocess of its own (slower), no kept kernel
-              ensemble:int=1,        # points trained as one vmapped program per task (for GPUs; 1: one run per point)
+              ensemble:str='auto',   # points per vmapped training task: 'auto' (GPUs: what fits in memory, CPU: 1) or K
               quiet:bool=False,      # no progress bar
              ):
     "Train and evaluate a (beta2, beta1) grid into <sweep_dir>/results.csv; exit 0 done, 1 some failed, 2 bad input."
@@ -386,7 +424,7 @@ def hit_target_sweep(targets:str='2,5x5,15', # r2 values x r1 values ('2,5x5,15'
                      root:str=None,          # dataset folder
                      retry_failed:bool=False,# run failed points again
                      reevaluate:bool=False,  # evaluate again the runs evaluated with other settings
-                     ensemble:int=1,         # runs trained as one vmapped program per task (for GPUs)
+                     ensemble:str='auto',    # runs per vmapped training task: 'auto' (GPU: what fits, CPU: 1) or K
                     ):
     "Train and evaluate one rate-targeted run per target pair into results.csv; exit 2 on bad input."
     try:
