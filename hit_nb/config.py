@@ -9,6 +9,7 @@ from pathlib import Path
 from .core import ADDED_KEYS, ConfigError, resolve_device
 from .data import DATASETS
 from .models import MODELS
+from .atlas import ATLAS_HIDDEN, check_beta_box
 
 # %% auto #0
 __all__ = ['PRESETS', 'BETA_RANGE', 'LR_RANGE', 'SIGMA_X_RANGE', 'MAX_TARGET_RATE', 'SEED_RANGE', 'MAX_THREADS', 'TRAIN_PARAMS',
@@ -26,6 +27,9 @@ PRESETS = {
 def run_name(cfg:dict) -> str:
     "A run directory name made from the configuration (betas with 6 significant digits; r<l>_ for a target rate)."
     L = len(cfg['betas'])
+    if cfg.get('atlas'):
+        box = '-'.join(f"b{L - i}_{lo:.6g}-{hi:.6g}" for i, (lo, hi) in enumerate(cfg['beta_box']))
+        return f"{cfg['dataset']}-{cfg['model']}-atlas-{box}-e{cfg['epochs']}-s{cfg['seed']}"
     ts = cfg.get('targets') or [None] * L
     bs = '-'.join(f"b{L - i}_{b:.6g}" if t is None else f"r{L - i}_{t:.6g}"
                   for i, (b, t) in enumerate(zip(cfg['betas'], ts)))
@@ -121,6 +125,25 @@ def _check_control(rate_lr, beta_min, beta_max):
     if not lo < hi: raise ConfigError(f"beta_min={beta_min!r}, beta_max={beta_max!r}: need beta_min < beta_max")
 
 
+# %% ../nbs/07_config.ipynb #15573954
+def _check_atlas(atlas, beta_box, betas, targets) -> tuple:
+    "(box, betas) of an atlas run: [(lo, hi)] per layer and the box's geometric centre; (None, betas) otherwise."
+    if not isinstance(atlas, bool): raise ConfigError(f"atlas={atlas!r}: must be True or False")
+    if not atlas:
+        if beta_box is not None:
+            raise ConfigError(f"beta_box={beta_box!r} is read by atlas runs only: add atlas=True, or drop beta_box")
+        return None, betas
+    if targets is not None:
+        raise ConfigError("atlas=True with a target rate: an atlas trains the whole beta box, not one point; drop the "
+                          "target rates (the betas that reach given rates are found on the trained atlas)")
+    if any(b != 1. for b in betas):
+        raise ConfigError(f"atlas=True with betas {betas}: an atlas draws every image's betas from beta_box; drop "
+                          f"beta2/beta1/betas (set the box with beta_box), or drop atlas to train one point")
+    box = _json('beta_box', beta_box)
+    per_layer = isinstance(box, (list, tuple)) and len(box) > 0 and isinstance(box[0], (list, tuple))
+    box = check_beta_box(box, len(box) if per_layer and len(betas) == 2 else len(betas))
+    return [list(b) for b in box], [math.sqrt(lo * hi) for lo, hi in box]
+
 # %% ../nbs/07_config.ipynb #bdf04973
 def _preset(dataset, **given) -> dict:
     "epochs, batch_size, lr, sigma_x: the dataset's preset, overridden by the `given` ones that are not None, checked."
@@ -160,6 +183,8 @@ def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, s
                 beta_min:float=0.01,      # lower clamp of an adapted beta
                 beta_max:float=100.,      # upper clamp of an adapted beta
                 fast_kernels:bool=False,  # CUDA: allow TF32 and autotuned cuDNN kernels (faster, not bit-reproducible)
+                atlas:bool=False,         # train one beta-conditioned model for the whole beta_box (03a_atlas)
+                beta_box:str|list=None,   # atlas: betas drawn per image from [lo, hi] (all layers) or one per layer
                ) -> dict:
     "Validate the parameters of a run and fill in the dataset's presets; raises ConfigError naming the bad parameter."
     if dataset not in DATASETS: raise ConfigError(f"dataset={dataset!r} is unknown: use one of {', '.join(DATASETS)}")
@@ -167,6 +192,7 @@ def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, s
     betas = _betas(beta2, beta1, betas)
     targets = _check_targets(target_rate_z2, target_rate_z1, target_rates, betas)
     if targets is not None: _check_control(rate_lr, beta_min, beta_max)
+    box, betas = _check_atlas(atlas, beta_box, betas, targets)
     if model == 'lvae' and len(betas) != 2:
         raise ConfigError(f"betas={betas}: the LVAE has 2 latent layers; use model='ghvae' for L > 2")
     p = _preset(dataset, epochs=epochs, batch_size=batch_size, lr=lr, sigma_x=sigma_x)
@@ -183,7 +209,7 @@ def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, s
                warmup_epochs=warmup_epochs, device=device, root=None if root is None else str(root), threads=threads,
                targets=targets, rate_lr=float(rate_lr) if ctl else None,
                beta_min=float(beta_min) if ctl else None, beta_max=float(beta_max) if ctl else None,
-               fast_kernels=fast_kernels)
+               fast_kernels=fast_kernels, atlas=atlas, beta_box=box, atlas_hidden=ATLAS_HIDDEN if atlas else None)
     cfg['out_dir'] = str(out_dir) if out_dir not in (None, '') else str(Path('runs') / run_name(cfg))
     return cfg
 

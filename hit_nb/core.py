@@ -118,7 +118,7 @@ def is_locked(path) -> bool: # a lock file
     finally: os.close(fd)
 
 # %% ../nbs/00_core.ipynb #57f5086c
-ADDED_KEYS = {'fast_kernels': False}   # key -> the value runs written before the key existed had in effect
+ADDED_KEYS = {'fast_kernels': False, 'atlas': False}   # key -> the value runs written before the key existed had
 
 # %% ../nbs/00_core.ipynb #426d900b
 def resolve_device(device='auto'): # 'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ... (or a torch.device)

@@ -34,6 +34,9 @@ def member_configs(points:list, # the members: dicts of `train`'s parameters (ma
     if not points: raise ConfigError("points=[]: an ensemble needs at least one point")
     cfgs = [make_config(**p) for p in points]
     c0 = cfgs[0]
+    if any(c['atlas'] for c in cfgs):
+        raise ConfigError("atlas=True: an atlas is one model for a whole box of betas and trains alone; train it "
+                          "with train / hit_train / nbs/train.ipynb, not in an ensemble")
     for c in cfgs[1:]:
         if (c['targets'] is None) != (c0['targets'] is None):
             raise ConfigError(f"points {c0['out_dir']} and {c['out_dir']}: one has rate targets, the other fixed "

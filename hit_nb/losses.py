@@ -53,7 +53,7 @@ def distortion(x,                     # data batch in [0, 1], (B, C, H, W)
 # %% ../nbs/03_losses.ipynb #a5bfb910
 def hit_loss(x,                     # data batch
              out:dict,              # model output: dict(x_hat, q, p), layers top first
-             betas,                 # one beta per layer, top first: [beta2, beta1] for L = 2
+             betas,                 # one beta per layer, top first ([beta2, beta1] for L = 2), or one row per image
              likelihood='gaussian', # 'gaussian' or 'bernoulli'
              sigma_x=None,          # fixed std of the Gaussian likelihood
              kl_weight:float=1.,    # extra factor on every rate (KL warm-up); 1 = the paper's objective
@@ -61,11 +61,12 @@ def hit_loss(x,                     # data batch
     "The per-layer beta loss of Eq. 8: dict(loss=scalar batch mean, distortion=(B,), rates=(B, L))."
     rates = layer_rates(out['q'], out['p'])
     betas = torch.as_tensor(betas, dtype=rates.dtype, device=rates.device)
-    if betas.shape != (rates.shape[1],):
-        raise ValueError(f"betas has {tuple(betas.shape)} entries but the model has {rates.shape[1]} latent layers: "
-                         "give one beta per layer, top first")
+    if betas.shape not in ((rates.shape[1],), tuple(rates.shape)):
+        raise ValueError(f"betas has shape {tuple(betas.shape)} but the model has {rates.shape[1]} latent layers: "
+                         f"give one beta per layer, top first (or a ({len(rates)}, {rates.shape[1]}) tensor, per image)")
     dist = distortion(x, out['x_hat'], likelihood, sigma_x)
-    return dict(loss=(dist + kl_weight * (rates @ betas)).mean(), distortion=dist, rates=rates)
+    weighted = rates @ betas if betas.dim() == 1 else (rates * betas).sum(1)
+    return dict(loss=(dist + kl_weight * weighted).mean(), distortion=dist, rates=rates)
 
 # %% ../nbs/03_losses.ipynb #d3467d90
 def model_loss(model,            # an HVAE (02_models)

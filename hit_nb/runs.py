@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np, torch
 from .core import ConfigError, atomic_write, read_json, load_torch, file_lock, resolve_device
 from .models import build_model
+from .atlas import AtlasHVAE, conditioned
 from .config import _identity, _differences
 
 # %% auto #0
-__all__ = ['image_grid', 'save_png', 'load_checkpoint', 'load_weights', 'check_writable', 'run_lock', 'done_metrics', 'load_run']
+__all__ = ['image_grid', 'save_png', 'load_checkpoint', 'load_weights', 'check_writable', 'run_lock', 'done_metrics', 'run_model',
+           'load_run']
 
 # %% ../nbs/08_runs.ipynb #bb4f8a0e
 def image_grid(x:torch.Tensor, # images (N, C, H, W), values in [0, 1]
@@ -97,16 +99,25 @@ def done_metrics(run_dir) -> dict:
                           f"redone)") from None
 
 # %% ../nbs/08_runs.ipynb #91c12689
+def run_model(cfg:dict,  # a run's configuration (make_config, or a config.json)
+             ) -> torch.nn.Module:
+    "The untrained model of a run: the paper's model of `cfg`, wrapped in an AtlasHVAE for an atlas run."
+    model = build_model(cfg['model'], cfg['dataset'], n_layers=cfg['n_layers'], sigma_x=cfg['sigma_x'])
+    return AtlasHVAE(model, cfg['beta_box'], hidden=cfg['atlas_hidden']) if cfg.get('atlas') else model
+
 def load_run(run_dir,          # a run directory with config.json and checkpoint.pt
              device='cpu',     # where the model goes ('auto': CUDA when present)
             ) -> tuple:
     "(model in eval mode on `device`, config) of the run in `run_dir`, rebuilt from config.json and checkpoint.pt."
     run = Path(run_dir)
+    if (run/'config.json').is_file() and (at := read_json(run/'config.json').get('atlas_run')):   # a point of an atlas
+        atlas, cfg = load_run(run/at, device)[0], read_json(run/'config.json')
+        return conditioned(atlas, cfg['betas']).eval(), cfg
     if not (run/'config.json').is_file() or not (run/'checkpoint.pt').is_file():
         raise FileNotFoundError(f"run directory {run} has no config.json or checkpoint.pt: it was moved or deleted, or "
                                 f"never trained; train it (papermill nbs/train.ipynb out.ipynb -p out_dir {run})")
     cfg = read_json(run/'config.json')
     ck = load_checkpoint(run/'checkpoint.pt', cfg)
-    model = build_model(cfg['model'], cfg['dataset'], n_layers=cfg['n_layers'], sigma_x=cfg['sigma_x'])
+    model = run_model(cfg)
     load_weights(model, ck['model'], run/'checkpoint.pt')
     return model.to(resolve_device(device)).eval(), cfg

@@ -15,10 +15,12 @@ from .core import (ConfigError, DiskFull, EXIT_BAD_INPUT, atomic_write, read_jso
 from .data import load_dataset
 from .models import build_model, n_params
 from .losses import model_loss, rate_names
+from .atlas import AtlasHVAE, atlas_loss, conditioned
 from .metrics import rd_metrics
 from .rate_control import RateController
 from .config import make_config, _get, _identity, _differences
-from .runs import check_writable, load_checkpoint, load_weights, done_metrics, run_lock, image_grid, save_png
+from .runs import (check_writable, load_checkpoint, load_weights, done_metrics, run_lock, image_grid, save_png,
+                         run_model)
 
 # %% auto #0
 __all__ = ['CHECKPOINT_KEYS', 'EXIT_DIVERGED', 'tune_malloc', 'prepare_model', 'train_step', 'warmup_factor', 'train_epoch',
@@ -43,9 +45,10 @@ def prepare_model(model, device):
 
 # %% ../nbs/09_train.ipynb #b11bd050
 def train_step(model, opt, x, betas, kl_weight:float=1., ctrl=None) -> dict:
-    "One optimisation step of Eq. 8 (betas from the rate controller `ctrl` when given); returns hit_loss's dict."
+    "One step of Eq. 8 (betas from `ctrl` when given, drawn per image for an atlas); returns hit_loss's dict."
     if x.device.type == 'cpu': x = x.contiguous(memory_format=torch.channels_last)
-    ls = model_loss(model, x, betas if ctrl is None else ctrl.betas, kl_weight=kl_weight)
+    if isinstance(model, AtlasHVAE): ls = atlas_loss(model, x, kl_weight)      # every image its own betas (03a_atlas)
+    else: ls = model_loss(model, x, betas if ctrl is None else ctrl.betas, kl_weight=kl_weight)
     opt.zero_grad(set_to_none=True)
     ls['loss'].backward()
     opt.step()
@@ -132,8 +135,7 @@ def restore(cfg:dict,      # a configuration from make_config
     pin_kernels(_get(cfg, 'fast_kernels'))
     torch.manual_seed(cfg['seed'])
     if dev.type == 'cuda': torch.cuda.manual_seed(cfg['seed'])
-    model = build_model(cfg['model'], cfg['dataset'], n_layers=cfg['n_layers'], sigma_x=cfg['sigma_x'])
-    model = prepare_model(model, dev)
+    model = prepare_model(run_model(cfg), dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg['lr'])
     gen = torch.Generator().manual_seed(cfg['seed'])
     ctrl = None if not cfg['targets'] else RateController(cfg['targets'], cfg['betas'], cfg['rate_lr'], device=dev,
@@ -178,8 +180,9 @@ def _summary(st):
     "The keys that head every metrics.json of a run: what it trains and the model's parameter count."
     c = st.cfg
     betas = {f'beta{c["n_layers"] - i}': b for i, b in enumerate(c['betas'])}
+    atlas = dict(atlas=True, beta_box=c['beta_box']) if c.get('atlas') else {}
     return dict(dataset=c['dataset'], model=c['model'], **betas, n_layers=c['n_layers'], epochs=c['epochs'],
-                seed=c['seed'], n_params=n_params(st.model), fast_kernels=_get(c, 'fast_kernels'))
+                seed=c['seed'], n_params=n_params(st.model), fast_kernels=_get(c, 'fast_kernels'), **atlas)
 
 def running_metrics(st:RunState) -> dict:
     "The metrics.json of a run between epochs: status 'running' and the history so far."
@@ -237,8 +240,9 @@ def target_report(targets, final, ctrl, names, rel_tol:float=0.1, abs_tol:float=
 def finish(out, st:RunState, data) -> dict:
     "The end of a run: test-set metrics, samples.png, reconstructions.png, metrics.json with status 'done', then DONE."
     cfg = st.cfg
-    final = rd_metrics(st.model, data, 'test', seed=cfg['seed'])
-    save_images(out, st.model, data, cfg['seed'])
+    model = conditioned(st.model, cfg['betas']) if cfg.get('atlas') else st.model   # an atlas at its box's centre
+    final = rd_metrics(model, data, 'test', seed=cfg['seed'])
+    save_images(out, model, data, cfg['seed'])
     metrics = dict(_summary(st), status='done', **final, train_seconds=st.seconds, history=st.history)
     if st.ctrl is not None: metrics.update(target_report(cfg['targets'], final, st.ctrl, rate_names(cfg['n_layers'])))
     write_json(out/'metrics.json', metrics)
@@ -301,7 +305,7 @@ def _train_locked(cfg, out, data, progress, on_epoch_end):
 def _progress_bar(cfg, data, start, progress):
     steps = data.n_batches('train', cfg['batch_size'])
     return tqdm(total=cfg['epochs'] * steps, initial=start * steps, disable=not progress, mininterval=1.,
-                dynamic_ncols=True, desc=f"{cfg['dataset']} {cfg['model']} β={cfg['betas']}")
+                dynamic_ncols=True, desc=f"{cfg['dataset']} {cfg['model']} " + (f"atlas β∈{cfg['beta_box']}" if cfg.get('atlas') else f"β={cfg['betas']}"))
 
 
 # %% ../nbs/09_train.ipynb #f65b13e4

@@ -1,0 +1,87 @@
+"Integration tests of atlas runs (one beta-conditioned model for a box of betas): train, resume, divergence, bad input."
+import json
+from pathlib import Path
+import pytest, torch
+import hit_nb.train as T
+from hit_nb.core import ConfigError, EXIT_BAD_INPUT
+from hit_nb.runs import load_run
+from hit_nb.train import train, RunDiverged
+from conftest import TINY, BIN, run
+from test_train import assert_same_run, load_ck, papermill
+
+ATLAS = dict(TINY, atlas=True, epochs=2)
+
+@pytest.fixture(scope='module')
+def atlas_done(tmp_path_factory):
+    "An uninterrupted tiny atlas run (2 epochs of 8 steps)."
+    out = tmp_path_factory.mktemp('atlas') / 'run'
+    return out, train(progress=False, out_dir=out, **ATLAS)
+
+def test_atlas_run_directory(atlas_done):
+    "An atlas run writes a single run's directory; its metrics are the box centre's, and it says it is an atlas."
+    out, m = atlas_done
+    assert {'config.json', 'checkpoint.pt', 'metrics.json', 'samples.png', 'reconstructions.png', 'DONE'} <= \
+           {p.name for p in out.iterdir()}
+    assert m['status'] == 'done' and m['atlas'] is True and m['beta_box'] == [[0.1, 10.], [0.1, 10.]]
+    assert (m['beta2'], m['beta1']) == (1., 1.) and len(m['history']) == 2
+    model, cfg = load_run(out)
+    assert type(model).__name__ == 'AtlasHVAE' and cfg['atlas_hidden'] == model.film.net[0].out_features
+    assert m['n_params'] > 122_713                           # the paper's model plus its conditioning network
+    x = torch.rand(4, 1, 28, 28)
+    with model.at([0.1, 0.1]) as a: lo = a.reconstruct(x)
+    with model.at([10., 10.]) as a: hi = a.reconstruct(x)
+    assert (lo - hi).abs().max() > 1e-4                      # trained: the betas change the model
+
+def test_atlas_resume_after_interrupt_is_bit_identical(atlas_done, tmp_path):
+    "A crash after epoch 1's checkpoint, then a rerun: the betas drawn per image continue their stream exactly."
+    out = tmp_path / 'run'
+    def crash(epoch, rec):
+        if epoch == 0: raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt): train(progress=False, out_dir=out, on_epoch_end=crash, **ATLAS)
+    assert load_ck(out)['epoch'] == 1 and not (out/'DONE').exists()
+    train(progress=False, out_dir=out, **ATLAS)
+    assert_same_run(out, atlas_done[0])
+
+def test_atlas_divergence_is_recorded(tmp_path, monkeypatch):
+    "The divergence guard holds for an atlas: status diverged, the last finite checkpoint kept."
+    real, calls = T.atlas_loss, [0]
+    def patched(*a, **k):
+        calls[0] += 1
+        ls = real(*a, **k)
+        if calls[0] > 8 + 3: ls['loss'] = ls['loss'] * float('nan')
+        return ls
+    monkeypatch.setattr(T, 'atlas_loss', patched)
+    out = tmp_path / 'run'
+    with pytest.raises(RunDiverged, match='epoch 2'): train(progress=False, out_dir=out, **ATLAS)
+    m = json.loads((out/'metrics.json').read_text())
+    assert m['status'] == 'diverged' and m['diverged_epoch'] == 2 and load_ck(out)['epoch'] == 1
+
+BAD = [(['--beta_box', '[0, 10]'], 'finite and > 0'), (['--beta_box', '[-1, 10]'], 'finite and > 0'),
+       (['--beta_box', '[0.1, NaN]'], 'finite'), (['--beta_box', '[0.1, Infinity]'], 'finite'),
+       (['--beta_box', '[10, 0.1]'], 'lo=10 >= hi=0.1'), (['--beta_box', '[[0.1, 10], [2, 1]]'], 'beta1 has lo=2'),
+       (['--beta2', '0.3'], 'drop beta2/beta1/betas'), (['--target_rate_z1', '5'], 'target rate'),
+       (['--beta_box', '[0.1, 10'], 'not a JSON list')]
+
+@pytest.mark.parametrize('args,msg', BAD, ids=[' '.join(a) for a, _ in BAD])
+def test_atlas_bad_input_fails_before_writing(tmp_path, args, msg):
+    "hit_train --atlas refuses a bad box or fixed betas / targets: exit 2, one line naming it, nothing written."
+    out = tmp_path / 'run'
+    r = run([str(BIN/'hit_train'), '--atlas', '--out_dir', str(out), '--epochs', '1', *args])
+    assert r.returncode == EXIT_BAD_INPUT, r.stderr
+    assert msg in r.stderr and 'Traceback' not in r.stderr and not out.exists()
+
+def test_beta_box_without_atlas_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match='add atlas=True'):
+        train(progress=False, out_dir=tmp_path/'run', beta_box=[0.1, 10.], **TINY)
+    assert not (tmp_path/'run').exists()
+
+def test_atlas_through_papermill(tmp_path):
+    "papermill nbs/train.ipynb -p atlas True trains an atlas run; the notebook reads as its report."
+    out = tmp_path / 'run'
+    r = papermill(tmp_path/'out.ipynb', ('atlas', True), ('beta_box', '[0.3, 3]'), ('epochs', 1), ('batch_size', 500),
+                  ('out_dir', out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads((out/'metrics.json').read_text())
+    assert m['status'] == 'done' and m['atlas'] and m['beta_box'] == [[0.3, 3.], [0.3, 3.]]
+    assert abs(m['beta2'] - 3 ** 0.5 * 0.3 ** 0.5) < 1e-12      # evaluated at the box's geometric centre
+    assert 'atlas, betas drawn from' in (tmp_path/'out.ipynb').read_text()
