@@ -4,7 +4,7 @@
 
 # %% ../nbs/18_results.ipynb #e4ad0aa1
 from __future__ import annotations
-import io, os, sys
+import io, json, os, sys
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import ADDED_KEYS, ConfigError, atomic_write, is_locked, read_json
@@ -42,7 +42,7 @@ def run_complete(run_dir) -> bool:
 
 # %% ../nbs/18_results.ipynb #31490b30
 TRAIN_COLS = ('batch_size', 'lr', 'sigma_x', 'warmup_epochs', 'rate_lr', 'beta_min', 'beta_max',
-              'fast_kernels')   # from config.json
+              'fast_kernels', 'atlas', 'beta_box', 'atlas_hidden')   # from config.json (beta_box as JSON text)
 ID_COLS = ('run_dir', 'dataset', 'model', 'n_layers', 'beta2', 'beta1', 'epochs', 'seed', *TRAIN_COLS, 'status',
            'reason')
 
@@ -59,15 +59,20 @@ def _run_dirs(src) -> tuple:
     return (Path(os.path.commonpath([d.absolute().parent for d in runs])) if runs else Path('.')), runs
 
 # %% ../nbs/18_results.ipynb #d806a1d4
+def _cell(v): return json.dumps(v) if isinstance(v, (list, tuple)) else v
+
 def _row(d:Path, base:Path) -> dict:
     "The results-table row of run directory `d`: its configuration, status and the scalars of its metrics."
     if (d/'config.json').is_file(): cfg = read_json(d/'config.json')
     else: cfg = (read_json_or_none(d/'failure.json') or {}).get('params') or {}    # failed before it had one
     betas = cfg.get('betas') or [cfg.get('beta2'), cfg.get('beta1')]
     status, reason = run_status(d)
+    if cfg.get('atlas') and not cfg.get('atlas_run') and status in ('done', 'trained'):   # the atlas, not a point of it
+        status, reason = 'atlas', (f"one model for the whole beta box, not a grid point: its points are the rows of "
+                                   f"{d/'points'/'results.csv'} (papermill nbs/evaluate.ipynb -p run_dir {d})")
     row = dict(run_dir=os.path.relpath(d.absolute(), base.absolute()), dataset=cfg.get('dataset'),
                model=cfg.get('model'), n_layers=cfg.get('n_layers', len(betas)), epochs=cfg.get('epochs'),
-               seed=cfg.get('seed'), **{k: cfg.get(k, ADDED_KEYS.get(k)) for k in TRAIN_COLS}, status=status,
+               seed=cfg.get('seed'), **{k: _cell(cfg.get(k, ADDED_KEYS.get(k))) for k in TRAIN_COLS}, status=status,
                reason=reason)
     row.update({f'beta{len(betas) - i}': b for i, b in enumerate(betas)})
     metrics = read_json(d/'metrics.json') if (d/'metrics.json').is_file() else {}

@@ -85,3 +85,70 @@ def test_atlas_through_papermill(tmp_path):
     assert m['status'] == 'done' and m['atlas'] and m['beta_box'] == [[0.3, 3.], [0.3, 3.]]
     assert abs(m['beta2'] - 3 ** 0.5 * 0.3 ** 0.5) < 1e-12      # evaluated at the box's geometric centre
     assert 'atlas, betas drawn from' in (tmp_path/'out.ipynb').read_text()
+
+@pytest.fixture(scope='module')
+def clf(tmp_path_factory):
+    "An untrained domain classifier with its measured test accuracy: the IS pipeline is real, its scores are not."
+    from hit_nb.classifiers import mnist_cnn, confusion_matrix, accuracy
+    from hit_nb.core import save_torch
+    from hit_nb.data import load_dataset
+    path = tmp_path_factory.mktemp('clf') / 'mnist5k.pt'
+    torch.manual_seed(0); net = mnist_cnn()
+    save_torch(path, dict(arch='mnist_cnn', dataset='mnist5k', state_dict=net.state_dict(),
+                          test_accuracy=accuracy(confusion_matrix(net, load_dataset('mnist5k')))))
+    return path
+
+def evaluate_nb(out_nb, *params):
+    args = [str(BIN/'papermill'), str(Path(__file__).parents[1]/'nbs'/'evaluate.ipynb'), str(out_nb)]
+    for k, v in params: args += ['-p', k, str(v)]
+    return run(args, cwd=out_nb.parent)
+
+def test_atlas_evaluate_notebook(atlas_done, clf, tmp_path):
+    "evaluate.ipynb -p betas: one run directory per point, a results table the figure notebooks load as a grid."
+    import shutil
+    from hit_nb.results import load_results
+    from hit_nb.metrics import rd_metrics
+    from hit_nb.atlas import conditioned
+    from hit_nb.data import load_dataset
+    out = tmp_path / 'run'; shutil.copytree(atlas_done[0], out)
+    m = rd_metrics(conditioned(load_run(out)[0], [0.5, 2.]), load_dataset('mnist5k'))   # rates the atlas has
+    targets = json.dumps([[m['rate_z2'], m['rate_z1']], [1e5, 0]])                        # ... and rates it has not
+    r = evaluate_nb(tmp_path/'e.ipynb', ('run_dir', out), ('classifier', clf), ('n_samples', 500),
+                    ('betas', '[[0.1, 0.1], [1, 1], [10, 0.316]]'), ('targets', targets))
+    assert r.returncode == 0, r.stderr[-2000:]
+    df = load_results(out/'points'/'results.csv')
+    assert list(zip(df.beta2, df.beta1)) == [(0.1, 0.1), (1., 1.), (10., 0.316)] and df.atlas.all()
+    for d in df.run_path:
+        m = json.loads((Path(d)/'metrics.json').read_text())
+        assert m['evaluated'] and m['atlas_point'] and {'is', 'mi_z2', 'acc_rbfsvm_mu2', 'psnr'} <= set(m)
+        assert {'samples.png', 'reconstructions.png', 'DONE'} <= {p.name for p in Path(d).iterdir()}
+    nb = json.loads((tmp_path/'e.ipynb').read_text())
+    pngs = sum('image/png' in o.get('data', {}) for c in nb['cells'] if c['cell_type'] == 'code' for o in c['outputs'])
+    assert pngs >= 4                                   # the landscape, the samples, the probes, the images
+    text = ''.join(''.join(o.get('text', [])) for c in nb['cells'] if c['cell_type'] == 'code' for o in c['outputs'])
+    # rates with no training: found for the first target, not for the second
+    assert text.count('reached at betas') == 1 and text.count('are outside what the box') == 1
+
+@pytest.mark.parametrize('betas,msg', [('[[20, 1]]', 'outside the box'), ('[[1, 2, 3]]', '2 latent layers'),
+                                       ('[[0.1, 0.1]', 'is not JSON')])
+def test_atlas_evaluate_bad_betas(atlas_done, tmp_path, betas, msg):
+    "A point the atlas cannot answer for fails before anything is written: no points folder."
+    r = evaluate_nb(tmp_path/'e.ipynb', ('run_dir', atlas_done[0]), ('betas', betas))
+    assert r.returncode != 0 and msg in (tmp_path/'e.ipynb').read_text()
+    assert not (atlas_done[0]/'points').exists()
+
+@pytest.mark.parametrize('targets,msg', [('[[5, -1]]', 'rates >= 0'), ('[[5, 15]', 'give pairs'), ('5:15:2', '(pairs), in nats')])
+def test_atlas_evaluate_bad_targets(atlas_done, tmp_path, targets, msg):
+    "Bad target rates fail before anything is evaluated or written."
+    r = evaluate_nb(tmp_path/'e.ipynb', ('run_dir', atlas_done[0]), ('targets', targets))
+    assert r.returncode != 0 and msg in (tmp_path/'e.ipynb').read_text()
+    assert not (atlas_done[0]/'points').exists()
+
+def test_targets_for_a_plain_run_are_refused(tiny_done, tmp_path):
+    r = evaluate_nb(tmp_path/'e.ipynb', ('run_dir', tiny_done[0]), ('targets', '[[5, 15]]'))
+    assert r.returncode != 0 and 'rate targets without training need an atlas' in (tmp_path/'e.ipynb').read_text()
+
+def test_betas_for_a_plain_run_is_refused(tiny_done, tmp_path):
+    r = evaluate_nb(tmp_path/'e.ipynb', ('run_dir', tiny_done[0]), ('betas', '[[1, 1]]'))
+    assert r.returncode != 0 and 'is no atlas run' in (tmp_path/'e.ipynb').read_text()
+    assert not (tiny_done[0]/'points').exists()
