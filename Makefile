@@ -15,6 +15,7 @@ DEMO_SAMPLES ?= 2000
 # make figures: which results table(s), where the figures go, a file-name prefix (e.g. svhn_ghvae_)
 RESULTS ?= $(DEMO)/sweep/results.csv
 TARGETS ?= $(DEMO)/targets/results.csv
+ATLAS   ?= $(DEMO)/atlas/points/results.csv
 FIGDIR  ?= figures
 PREFIX  ?=
 # make sweep: a named grid at paper scale on every local GPU (GRID=paper: 441 runs, ~2 GPU-hours each)
@@ -44,13 +45,21 @@ demo: $(STAMP)
 	    --epochs $(DEMO_EPOCHS) --n_samples $(DEMO_SAMPLES) --workers 2 --threads 1 && \
 	OMP_NUM_THREADS=1 $(BIN)/hit_target_sweep --targets 2:5,5:15 --dataset mnist5k --sweep_dir $(DEMO)/targets \
 	    --n_samples $(DEMO_SAMPLES) --workers 2 --threads 1 && \
-	$(MAKE) --no-print-directory figures RESULTS=$(DEMO)/sweep/results.csv TARGETS=$(DEMO)/targets/results.csv && \
+	echo "rate atlas: one beta-conditioned model for the whole box, $$(( 3 * $(DEMO_EPOCHS) )) epochs, then its 25 points" && \
+	OMP_NUM_THREADS=1 $(BIN)/hit_train --atlas --dataset mnist5k --epochs $$(( 3 * $(DEMO_EPOCHS) )) --threads 1 \
+	    --out_dir $(DEMO)/atlas > /dev/null && \
+	OMP_NUM_THREADS=1 $(BIN)/papermill -k python3 --no-progress-bar nbs/evaluate.ipynb $(DEMO)/atlas/evaluate.ipynb \
+	    -p run_dir $(DEMO)/atlas -p n_samples $(DEMO_SAMPLES) -p targets '[[5, 15], [2, 40]]' && \
+	$(MAKE) --no-print-directory figures RESULTS=$(DEMO)/sweep/results.csv TARGETS=$(DEMO)/targets/results.csv \
+	    ATLAS=$(DEMO)/atlas/points/results.csv && \
 	echo "demo done in $$(( $$(date +%s) - start )) s: runs in $(DEMO)/, figures in $(FIGDIR)/"
 
-# every figure notebook on RESULTS, and the rate-targeting figures when TARGETS exists (hit_nb.figures.render_all)
+# every figure notebook on RESULTS, the rate-targeting figures when TARGETS exists, the atlas comparison when ATLAS
+# exists (hit_nb.figures.render_all)
 figures: $(STAMP)
-	$(BIN)/python -c "import os; from hit_nb.figures import render_all; t = '$(TARGETS)'; \
-	    render_all('$(RESULTS)', '$(FIGDIR)', prefix='$(PREFIX)', workers=2, targets=t if os.path.isfile(t) else None)"
+	$(BIN)/python -c "import os; from hit_nb.figures import render_all; t, a = '$(TARGETS)', '$(ATLAS)'; \
+	    render_all('$(RESULTS)', '$(FIGDIR)', prefix='$(PREFIX)', workers=2, targets=t if os.path.isfile(t) else None, \
+	               atlas=a if os.path.isfile(a) else None)"
 
 sweep: $(STAMP)
 	$(BIN)/hit_sweep --grid $(GRID) --dataset $(DATASET) --model $(MODEL) --gpus auto $(if $(ROOT),--root $(ROOT),)

@@ -46,7 +46,7 @@ def sample_betas(n:int,                # rows (images)
     return (lo + torch.rand(n, len(beta_box), generator=generator, device=device) * (hi - lo)).exp()
 
 # %% ../nbs/03a_atlas.ipynb #0cdcc281
-ATLAS_HIDDEN = 64   # the conditioning network of an atlas run (09_train): hidden units; 0 = affine (measured below)
+ATLAS_HIDDEN = 16   # the conditioning network of an atlas run (09_train): hidden units; 0 = affine (measured below)
 
 class BetaFiLM(nn.Module):
     "Betas -> (scale, shift) per channel of every modulated layer, (1 + scale) * h + shift; the identity at init."

@@ -64,12 +64,13 @@ FIGURE_NOTEBOOKS = ('fig1_landscape', 'fig3_rate_distortion', 'fig4_samples', 'f
                     'fig6_accuracy_vs_rate', 'fig7_information', 'table1')
 
 # %% ../nbs/21_figures.ipynb #a9154572
-def _figure_jobs(notebooks, results, outdir, prefix, dataset, model, targets) -> dict:
-    "{notebook name: its parameters}: the figure notebooks on `results`, and rate_targets on `targets` if given."
+def _figure_jobs(notebooks, results, outdir, prefix, dataset, model, targets, atlas=None) -> dict:
+    "{notebook name: its parameters}: the figure notebooks on `results`; rate_targets, atlas_vs_grid if given."
     jobs = {n: dict(results=str(results), outdir=str(outdir), prefix=prefix, dataset=dataset, model=model)
             for n in notebooks}
-    if targets is not None:
-        jobs['rate_targets'] = dict(results=str(targets), grid_results=str(results), outdir=str(outdir), prefix=prefix)
+    for name, table in (('rate_targets', targets), ('atlas_vs_grid', atlas)):
+        if table is not None:
+            jobs[name] = dict(results=str(table), grid_results=str(results), outdir=str(outdir), prefix=prefix)
     return jobs
 
 def _failure(r:dict, timeout:float) -> str|None:
@@ -87,6 +88,7 @@ def render_all(results,              # path of the results table
                workers:int=1,        # notebooks executed at once
                timeout:float=1200,   # seconds each notebook may run in all, then it is stopped
                targets=None,         # results table of a target sweep: also render rate_targets.ipynb
+               atlas=None,           # results table of an atlas's points: also render atlas_vs_grid.ipynb
                fresh:bool=False,     # each notebook in a papermill process of its own (False: kept kernels)
               ) -> dict:
     "Execute every figure notebook; {name: executed notebook}; raises, naming each failure, after trying all."
@@ -97,8 +99,11 @@ def render_all(results,              # path of the results table
     load_results(results, dataset=dataset, model=model)          # fail now, clearly, not once per notebook
     if targets is not None and not Path(targets).is_file():
         raise FileNotFoundError(f"targets={str(targets)!r} not found: give the results.csv of a target sweep, or None")
-    targets = None if targets is None else Path(targets).resolve()
-    jobs = _figure_jobs(notebooks, results, outdir, prefix, dataset, model, targets)
+    if atlas is not None and not Path(atlas).is_file():
+        raise FileNotFoundError(f"atlas={str(atlas)!r} not found: give <atlas run>/points/results.csv (evaluate.ipynb "
+                                f"on an atlas run writes it), or None")
+    targets, atlas = (None if t is None else Path(t).resolve() for t in (targets, atlas))
+    jobs = _figure_jobs(notebooks, results, outdir, prefix, dataset, model, targets, atlas)
     missing = [n for n in jobs if not (nb_dir / f'{n}.ipynb').is_file()]
     if missing: raise FileNotFoundError(f"figure notebook(s) {', '.join(missing)} not in {nb_dir} "
                                         f"(known: {', '.join(FIGURE_NOTEBOOKS)})")

@@ -137,7 +137,8 @@ def test_atlas_evaluate_bad_betas(atlas_done, tmp_path, betas, msg):
     assert r.returncode != 0 and msg in (tmp_path/'e.ipynb').read_text()
     assert not (atlas_done[0]/'points').exists()
 
-@pytest.mark.parametrize('targets,msg', [('[[5, -1]]', 'rates >= 0'), ('[[5, 15]', 'give pairs'), ('5:15:2', '(pairs), in nats')])
+@pytest.mark.parametrize('targets,msg', [('[[5, -1]]', 'rates >= 0'), ('[[5, 15]', 'give pairs'),
+                                         ('5:15:2', '(pairs), in nats')])
 def test_atlas_evaluate_bad_targets(atlas_done, tmp_path, targets, msg):
     "Bad target rates fail before anything is evaluated or written."
     r = evaluate_nb(tmp_path/'e.ipynb', ('run_dir', atlas_done[0]), ('targets', targets))
@@ -152,3 +153,15 @@ def test_betas_for_a_plain_run_is_refused(tiny_done, tmp_path):
     r = evaluate_nb(tmp_path/'e.ipynb', ('run_dir', tiny_done[0]), ('betas', '[[1, 1]]'))
     assert r.returncode != 0 and 'is no atlas run' in (tmp_path/'e.ipynb').read_text()
     assert not (tiny_done[0]/'points').exists()
+
+def test_atlas_bench_smoke(tmp_path):
+    "bench/atlas.py --smoke runs every stage (step timing, grid point, atlas, their evaluations), so it cannot rot."
+    import sys
+    out = tmp_path/'bench.json'
+    r = run([sys.executable, str(Path(__file__).parents[1]/'bench'/'atlas.py'), '--smoke', '--json', str(out)],
+            timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    b = json.loads(out.read_text())
+    assert b['grid_s'] == pytest.approx(25 * (b['train_grid_point_s'] + b['eval_grid_point_s']))
+    assert b['atlas_s'] == pytest.approx(b['train_atlas_s'] + 25 * b['eval_atlas_point_s'])
+    assert b['ratio'] == pytest.approx(b['grid_s'] / b['atlas_s']) and 'atlas / grid' in r.stdout

@@ -76,3 +76,27 @@ def test_render_all_bad_input(table, tmp_path):
     with pytest.raises(FileNotFoundError, match='results table'): render_all(tmp_path/'none.csv', tmp_path)
     with pytest.raises(ValueError, match="model='lvae' is not in"): render_all(table, tmp_path, model='lvae')
     assert not (tmp_path/'notebooks').exists()
+
+def test_atlas_vs_grid(table, tmp_path):
+    "render_all(atlas=...): a tiny atlas evaluated at the grid's points, set against the grid, figure and goals."
+    from hit_nb.train import train
+    from hit_nb.atlas_eval import evaluate_atlas
+    from hit_nb.figures import render_all
+    from hit_nb.atlas_compare import compare_points
+    from hit_nb.results import load_results
+    run_dir = tmp_path/'atlas'
+    train(progress=False, out_dir=run_dir, dataset='mnist5k', atlas=True, epochs=1, batch_size=500, threads=1)
+    clf = Path(table).parents[1]/'mnist5k_clf.pt'
+    evaluate_atlas(run_dir, [[b2, b1] for b2 in BETAS for b1 in BETAS], classifier=clf, n_samples=500, progress=False)
+    points = run_dir/'points'/'results.csv'
+    cmp = compare_points(load_results(table), load_results(points))
+    assert len(cmp) == 4 and cmp.attrs == dict(only_grid=0, only_atlas=0)
+    grid = load_results(table).sort_values(['beta2', 'beta1']).reset_index(drop=True)   # the grid's own values
+    assert np.allclose(cmp.psnr_grid, grid.psnr) and np.allclose(cmp.rate_z2_grid, grid.rate_z2)
+    out = tmp_path/'figures'
+    done = render_all(table, out, prefix='t_', notebooks=(), atlas=points)
+    assert list(done) == ['atlas_vs_grid']
+    png = out/'t_atlas_vs_grid.png'
+    assert png.stat().st_size > 20_000 and not_blank(png)
+    text = (out/'notebooks'/'t_atlas_vs_grid.ipynb').read_text()
+    assert '4 points in both tables' in text and 'training compute: the atlas took' in text
