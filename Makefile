@@ -12,6 +12,8 @@ NB_SKIP = '^(train|train_ensemble|train_classifier|evaluate)\.ipynb$$'
 DEMO         ?= runs/demo
 DEMO_EPOCHS  ?= 16
 DEMO_SAMPLES ?= 2000
+# the rate atlas: 2.5x a grid point's epochs; at 1.15x the step time (bench/atlas.py) that is 2.9x one point's compute
+ATLAS_EPOCHS ?= $(shell echo $$(( 5 * $(DEMO_EPOCHS) / 2 )))
 # make figures: which results table(s), where the figures go, a file-name prefix (e.g. svhn_ghvae_)
 RESULTS ?= $(DEMO)/sweep/results.csv
 TARGETS ?= $(DEMO)/targets/results.csv
@@ -45,8 +47,8 @@ demo: $(STAMP)
 	    --epochs $(DEMO_EPOCHS) --n_samples $(DEMO_SAMPLES) --workers 2 --threads 1 && \
 	OMP_NUM_THREADS=1 $(BIN)/hit_target_sweep --targets 2:5,5:15 --dataset mnist5k --sweep_dir $(DEMO)/targets \
 	    --n_samples $(DEMO_SAMPLES) --workers 2 --threads 1 && \
-	echo "rate atlas: one beta-conditioned model for the whole box, $$(( 3 * $(DEMO_EPOCHS) )) epochs, then its 25 points" && \
-	OMP_NUM_THREADS=1 $(BIN)/hit_train --atlas --dataset mnist5k --epochs $$(( 3 * $(DEMO_EPOCHS) )) --threads 1 \
+	echo "rate atlas: one beta-conditioned model for the whole box, $(ATLAS_EPOCHS) epochs, then its 25 points" && \
+	OMP_NUM_THREADS=1 $(BIN)/hit_train --atlas --dataset mnist5k --epochs $(ATLAS_EPOCHS) --threads 1 \
 	    --out_dir $(DEMO)/atlas > /dev/null && \
 	OMP_NUM_THREADS=1 $(BIN)/papermill -k python3 --no-progress-bar nbs/evaluate.ipynb $(DEMO)/atlas/evaluate.ipynb \
 	    -p run_dir $(DEMO)/atlas -p n_samples $(DEMO_SAMPLES) -p targets '[[5, 15], [2, 40]]' && \
@@ -69,8 +71,9 @@ test: $(STAMP) nbtest pytest
 nbtest: $(STAMP)
 	$(BIN)/nbdev_test --n_workers 2 --skip_file_re $(NB_SKIP) --skip_folder_re '^figures$$'
 
+# both cores: one test file per worker (a file's module fixtures are built once per run)
 pytest: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/pytest -q tests
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile --durations=15 tests
 
 test-slow: $(STAMP)
 	$(BIN)/nbdev_test --n_workers 2 --flags slow --skip_file_re $(NB_SKIP) --skip_folder_re '^figures$$'

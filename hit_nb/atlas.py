@@ -53,7 +53,7 @@ class BetaFiLM(nn.Module):
     def __init__(self,
                  beta_box:list,   # [(lo, hi)] per layer, top first
                  channels:list,   # channels (or features) of each modulated layer
-                 hidden:int=64,   # units of its two hidden layers; 0: an affine map of the log-betas
+                 hidden:int=ATLAS_HIDDEN, # units of its two hidden layers; 0: an affine map of the log-betas
                 ):
         super().__init__()
         self.register_buffer('log_lo', torch.tensor([math.log(lo) for lo, _ in beta_box]))
@@ -75,7 +75,7 @@ class AtlasHVAE(nn.Module):
     def __init__(self,
                  base:HVAE,          # the paper's model (build_model), left as it is underneath
                  beta_box=None,      # the box the betas are drawn from (check_beta_box; None: [0.1, 10] each)
-                 hidden:int=64,      # the conditioning network: 2 hidden layers of `hidden` units; 0: affine
+                 hidden:int=ATLAS_HIDDEN, # the conditioning network: 2 hidden layers of `hidden` units; 0: affine
                 ):
         super().__init__()
         self.base, self.beta_box, self._mods = base, check_beta_box(beta_box, base.n_layers), None

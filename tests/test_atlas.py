@@ -165,3 +165,18 @@ def test_atlas_bench_smoke(tmp_path):
     assert b['grid_s'] == pytest.approx(25 * (b['train_grid_point_s'] + b['eval_grid_point_s']))
     assert b['atlas_s'] == pytest.approx(b['train_atlas_s'] + 25 * b['eval_atlas_point_s'])
     assert b['ratio'] == pytest.approx(b['grid_s'] / b['atlas_s']) and 'atlas / grid' in r.stdout
+
+@pytest.mark.parametrize('model,box,point', [('lvae', None, [0.5, 2.]), ('ghvae', [[0.1, 10]] * 3, [1., 0.5, 2.])],
+                         ids=['lvae', 'ghvae-L3'])
+def test_atlas_other_architectures(clf, tmp_path, model, box, point):
+    "The LVAE (with its KL warm-up) and a three-layer GHVAE train as atlases and are evaluated at a point."
+    from hit_nb.atlas_eval import evaluate_atlas, point_dir
+    out = tmp_path/'run'
+    m = train(progress=False, out_dir=out, **dict(ATLAS, model=model, warmup_epochs=1), beta_box=box)
+    assert [h['kl_weight'] for h in m['history']] == [0., 1.]
+    df = evaluate_atlas(out, [point], classifier=clf, n_samples=200, progress=False)
+    d = point_dir(out, point)
+    assert d.name == '-'.join(f'b{len(point) - i}_{b:g}' for i, b in enumerate(point)) and len(df) == 1
+    pm = json.loads((d/'metrics.json').read_text())
+    assert {f'rate_z{l}' for l in range(1, len(point) + 1)} <= set(pm) and pm['evaluated'] and pm['atlas_point']
+    assert [pm[f'beta{len(point) - i}'] for i in range(len(point))] == point

@@ -33,8 +33,9 @@ def check_cells(path):
 def test_every_papermill_notebook_checks_its_parameters():
     names = {str(p.relative_to(ROOT/'nbs')) for p in PAPERMILL_NOTEBOOKS}
     assert {'train.ipynb', 'train_ensemble.ipynb', 'evaluate.ipynb', 'train_classifier.ipynb',
-            'figures/fig3_rate_distortion.ipynb', 'figures/rate_targets.ipynb', 'figures/table1.ipynb'} <= names
-    assert len(names) == 12 and not any(n[:2].isdigit() for n in names)      # no library notebook has parameters
+            'figures/fig3_rate_distortion.ipynb', 'figures/rate_targets.ipynb', 'figures/table1.ipynb',
+            'figures/atlas_vs_grid.ipynb'} <= names
+    assert len(names) == 13 and not any(n[:2].isdigit() for n in names)      # no library notebook has parameters
     for path in PAPERMILL_NOTEBOOKS: check_cells(path)
 
 def papermill_cli(nb, out, params, cwd):
