@@ -207,10 +207,10 @@ def title_for(df:pd.DataFrame, # results table
     g2 = beta_levels(df.attrs.get('grid_beta2', df['beta2']))[0]
     g1 = beta_levels(df.attrs.get('grid_beta1', df['beta1']))[0]
     grid = f'{len(g2)}×{len(g1)} grid' if len(g2) == len(g1) else f'{len(g2)} β$_2$ × {len(g1)} β$_1$ grid'
+    if 'atlas' in df and len(df) and df['atlas'].astype(str).eq('True').all(): grid += ' of one rate atlas'
     parts = [_join(df['dataset'], DATASET_LABELS), _join(df['model'], MODEL_LABELS), grid]
     if 'n_layers' in df and set(df['n_layers']) != {2}: parts.insert(2, f"L = {_join(df['n_layers'])}")
-    n_runs = df.attrs.get('n_runs', len(df))
-    if n_runs != len(df): parts.append(f'{len(df)} of {n_runs} runs')
+    if (n_runs := df.attrs.get('n_runs', len(df))) != len(df): parts.append(f'{len(df)} of {n_runs} runs')
     if 'epochs' in df:
         e = sorted(set(df['epochs']))
         parts.append((f'{e[0]} epoch' + 's' * (e[0] != 1)) if len(e) == 1 else f'{e[0]}–{e[-1]} epochs')

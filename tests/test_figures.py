@@ -100,3 +100,6 @@ def test_atlas_vs_grid(table, tmp_path):
     assert png.stat().st_size > 20_000 and not_blank(png)
     text = (out/'notebooks'/'t_atlas_vs_grid.ipynb').read_text()
     assert '4 points in both tables' in text and 'training compute: the atlas took' in text
+    done = render_all(points, out, prefix='a_', notebooks=('fig3_rate_distortion', 'fig4_samples'))   # a paper figure
+    assert sorted(done) == ['fig3_rate_distortion', 'fig4_samples'] and not_blank(out/'a_fig4_samples.png')  # of the
+    assert 'of one rate atlas' in (out/'notebooks'/'a_fig3_rate_distortion.ipynb').read_text()  # atlas, as of a grid
