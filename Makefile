@@ -8,7 +8,7 @@ NB_SKIP = '^(train|train_ensemble|train_classifier|evaluate)\.ipynb$$'
 
 .PHONY: help venv demo figures sweep test test-slow nbtest pytest export check-sync clean-nbs outputs bench bench-sweep
 
-# the demo: the paper's pipeline offline on the bundled digits, sized for a 2-core CPU (<= 15 minutes; 16 epochs: about 12)
+# the demo: the paper's pipeline offline on the bundled digits, sized for a 2-core CPU (<= 15 minutes; measured: 11)
 DEMO         ?= runs/demo
 DEMO_EPOCHS  ?= 16
 DEMO_SAMPLES ?= 2000
@@ -50,7 +50,7 @@ demo: $(STAMP)
 	echo "rate atlas: one beta-conditioned model for the whole box, $(ATLAS_EPOCHS) epochs, then its 25 points" && \
 	OMP_NUM_THREADS=1 $(BIN)/hit_train --atlas --dataset mnist5k --epochs $(ATLAS_EPOCHS) --threads 1 \
 	    --out_dir $(DEMO)/atlas > /dev/null && \
-	OMP_NUM_THREADS=1 $(BIN)/papermill -k python3 --no-progress-bar nbs/evaluate.ipynb $(DEMO)/atlas/evaluate.ipynb \
+	OMP_NUM_THREADS=1 $(BIN)/papermill -k python3 nbs/evaluate.ipynb $(DEMO)/atlas/evaluate.ipynb \
 	    -p run_dir $(DEMO)/atlas -p n_samples $(DEMO_SAMPLES) -p targets '[[5, 15], [2, 40]]' && \
 	$(MAKE) --no-print-directory figures RESULTS=$(DEMO)/sweep/results.csv TARGETS=$(DEMO)/targets/results.csv \
 	    ATLAS=$(DEMO)/atlas/points/results.csv && \
