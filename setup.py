@@ -21,6 +21,7 @@ py_versions = '3.9 3.10 3.11 3.12 3.13'.split()
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 sweep_requirements = shlex.split(cfg.get('sweep_requirements', ''))
+tensorboard_requirements = shlex.split(cfg.get('tensorboard_requirements', ''))
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 min_python = cfg['min_python']
 lic_classifier = [] if lic[1] is None else ['License :: ' + lic[1]]
@@ -38,7 +39,7 @@ setuptools.setup(
     packages = setuptools.find_packages(include=['hit_nb', 'hit_nb.*']),
     include_package_data = True,
     install_requires = requirements,
-    extras_require = {'dev': dev_requirements, 'sweep': sweep_requirements},
+    extras_require = {'dev': dev_requirements, 'sweep': sweep_requirements, 'tensorboard': tensorboard_requirements},
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

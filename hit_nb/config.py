@@ -185,6 +185,8 @@ def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, s
                 fast_kernels:bool=False,  # CUDA: allow TF32 and autotuned cuDNN kernels (faster, not bit-reproducible)
                 atlas:bool=False,         # train one beta-conditioned model for the whole beta_box (03a_atlas)
                 beta_box:str|list=None,   # atlas: betas drawn per image from [lo, hi] (all layers) or one per layer
+                tensorboard:bool=True,    # write TensorBoard logs into <out_dir>/tb (08a_tensorboard)
+                tb_image_every:int=None,  # epochs between the image grids in the log (None: epochs // 10, at least 1)
                ) -> dict:
     "Validate the parameters of a run and fill in the dataset's presets; raises ConfigError naming the bad parameter."
     if dataset not in DATASETS: raise ConfigError(f"dataset={dataset!r} is unknown: use one of {', '.join(DATASETS)}")
@@ -203,13 +205,16 @@ def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, s
     if threads is not None: _integer('threads', threads, 1, MAX_THREADS)
     if not isinstance(fast_kernels, bool):
         raise ConfigError(f"fast_kernels={fast_kernels!r}: must be True or False")
+    if not isinstance(tensorboard, bool): raise ConfigError(f"tensorboard={tensorboard!r}: must be True or False")
+    if tb_image_every is not None: _integer('tb_image_every', tb_image_every, 1)
     ctl = targets is not None
     cfg = dict(dataset=dataset, model=model, n_layers=len(betas), betas=betas, beta2=betas[-2], beta1=betas[-1],
                epochs=p['epochs'], batch_size=p['batch_size'], lr=float(p['lr']), sigma_x=p['sigma_x'], seed=seed,
                warmup_epochs=warmup_epochs, device=device, root=None if root is None else str(root), threads=threads,
                targets=targets, rate_lr=float(rate_lr) if ctl else None,
                beta_min=float(beta_min) if ctl else None, beta_max=float(beta_max) if ctl else None,
-               fast_kernels=fast_kernels, atlas=atlas, beta_box=box, atlas_hidden=ATLAS_HIDDEN if atlas else None)
+               fast_kernels=fast_kernels, atlas=atlas, beta_box=box, atlas_hidden=ATLAS_HIDDEN if atlas else None,
+               tensorboard=tensorboard, tb_image_every=tb_image_every)
     cfg['out_dir'] = str(out_dir) if out_dir not in (None, '') else str(Path('runs') / run_name(cfg))
     return cfg
 
@@ -217,7 +222,7 @@ def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, s
 TRAIN_PARAMS = tuple(inspect.signature(make_config).parameters)   # every parameter of a training run
 
 # %% ../nbs/07_config.ipynb #3e396ac6
-_PLACE = ('device', 'root', 'out_dir', 'threads')   # where and how fast a run goes, not what it trains
+_PLACE = ('device', 'root', 'out_dir', 'threads', 'tensorboard', 'tb_image_every')   # where, how fast, what is logged
 IDENTITY = tuple(k for k in make_config() if k not in _PLACE + ('beta2', 'beta1'))   # beta2, beta1 repeat betas[-2:]
 
 # %% ../nbs/07_config.ipynb #0efb06f2

@@ -15,6 +15,7 @@ from .data import load_dataset
 from .losses import hit_loss, rate_names
 from .config import IDENTITY, make_config
 from .runs import check_writable, load_checkpoint, run_lock
+from .tensorboard import open_log
 from .rate_control import RateController
 from .train import (CHECKPOINT_KEYS, RunDiverged, RunState, _check_batch_size, _existing, _finite, _record,
                           checkpoint, diverged, finish, restore, running_metrics, train_step, tune_malloc,
@@ -230,6 +231,7 @@ def _train_group(group, data, progress, on_epoch_end) -> dict:
         for tmp in o.glob('.*.tmp'): tmp.unlink()                         # debris of a write killed mid-way
         write_json(o/'config.json', c)
     ens, cfg, res, st0 = Ensemble(states), cfgs[0], {}, states[0]
+    logs = [open_log(o, c, st.history) for o, c, st in zip(outs, cfgs, states)]   # each member's own (08a)
     steps = data.n_batches('train', cfg['batch_size'])
     with tqdm(total=cfg['epochs'] * steps, initial=st0.epoch * steps, disable=not progress, mininterval=1.,
               dynamic_ncols=True, desc=f"{cfg['dataset']} {cfg['model']} ensemble of {len(ens)}") as bar:
@@ -251,9 +253,11 @@ def _train_group(group, data, progress, on_epoch_end) -> dict:
                 st.history.append(rec); live.append(k)
             if not live: break
             save_members([outs[k] for k in live], [states[k] for k in live])
+            for k in live:                                          # states[k] holds member k's weights (sync)
+                if logs[k] is not None: logs[k].epoch(recs[k]); logs[k].images(states[k].model, data, epoch + 1)
             if on_epoch_end is not None: on_epoch_end(epoch, recs, ens)
     for k, o in enumerate(outs):
-        if ens.alive[k]: res[o] = finish(o, ens.sync(k), data)
+        if ens.alive[k]: res[o] = finish(o, ens.sync(k), data, logs[k])
     return res
 
 # %% ../nbs/09a_ensemble.ipynb #a7bb0821

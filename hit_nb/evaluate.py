@@ -13,6 +13,7 @@ from .data import load_dataset
 from .metrics import rd_metrics
 from .bounds import meyen_f_inv, label_entropy
 from .runs import run_lock, load_run, done_metrics
+from .tensorboard import write_summary
 from .classifiers import load_classifier, classifier_path
 from .mi import mi_q, mi_q_z1
 from .inception import inception_score, classify_samples
@@ -141,5 +142,7 @@ def evaluate_run(run_dir,                 # a DONE run directory (09_train)
         metrics.update(_stages(model, data, clf, n_samples, n_splits, seed, probes, standardize, progress),
                        classifier_accuracy=float(clf.test_accuracy),
                        **dict(settings, classifier=str(path.expanduser().absolute())), evaluated=True)
-        if write: write_json(run/'metrics.json', metrics)
+        if write:
+            write_json(run/'metrics.json', metrics)
+            if cfg.get('tensorboard', True): write_summary(run, metrics, cfg)   # the log gains the evaluation (08a)
         return metrics

@@ -83,7 +83,7 @@ def parse_targets(s:str, # '2,5x5,15' (every combination) or '2:5,5:15' (the lis
 
 # %% ../nbs/16_grids.ipynb #4cbc40ac
 TRAIN_KEYS = tuple(k for k in TRAIN_PARAMS if k != 'out_dir')   # the parameters of nbs/train.ipynb a point can carry
-_SHARED = ('device', 'rate_lr', 'beta_min', 'beta_max', 'fast_kernels', 'atlas')   # left out at make_config's default
+_SHARED = ('device', 'rate_lr', 'beta_min', 'beta_max', 'fast_kernels', 'atlas', 'tensorboard')   # left out at defaults
 _DEFAULTS = {k: p.default for k, p in inspect.signature(make_config).parameters.items()}
 
 # %% ../nbs/16_grids.ipynb #e4fe6c00

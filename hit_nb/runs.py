@@ -13,8 +13,8 @@ from .atlas import AtlasHVAE, conditioned
 from .config import _identity, _differences
 
 # %% auto #0
-__all__ = ['image_grid', 'save_png', 'load_checkpoint', 'load_weights', 'check_writable', 'run_lock', 'done_metrics', 'run_model',
-           'load_run']
+__all__ = ['image_grid', 'save_png', 'run_images', 'load_checkpoint', 'load_weights', 'check_writable', 'run_lock',
+           'done_metrics', 'run_model', 'load_run']
 
 # %% ../nbs/08_runs.ipynb #bb4f8a0e
 def image_grid(x:torch.Tensor, # images (N, C, H, W), values in [0, 1]
@@ -37,6 +37,19 @@ def save_png(path, img:np.ndarray):
     "Save a uint8 image array as PNG, atomically."
     from PIL import Image
     buf = io.BytesIO(); Image.fromarray(img).save(buf, format='PNG'); atomic_write(path, buf.getvalue())
+
+# %% ../nbs/08_runs.ipynb #40717580
+@torch.no_grad()
+def run_images(model,     # a trained HVAE (or an atlas at one point), in any mode
+               data,      # its dataset (01_data)
+               seed:int,  # seeds the samples' noise
+              ) -> dict:
+    "{'samples': 64 samples, 'reconstructions': 32 test images over their reconstructions} as uint8 grids; eval mode."
+    model.eval()
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    xt = data.to_float(data.test_x[:32]).to(model.device)
+    pairs = torch.stack([xt.view(4, 8, *xt.shape[1:]), model.reconstruct(xt).view(4, 8, *xt.shape[1:])], 1)
+    return dict(samples=image_grid(model.sample(64, generator=g)), reconstructions=image_grid(pairs.flatten(0, 2)))
 
 # %% ../nbs/08_runs.ipynb #6f599d7e
 def load_checkpoint(path,                     # a checkpoint.pt

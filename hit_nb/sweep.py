@@ -15,6 +15,7 @@ from .points import _outcome, ensemble_groups, notebooks_path, run_ensemble, run
 from .notebooks import execute_notebook
 from .provenance import check_existing, check_points, classifier_files, point_eval_settings, point_finished
 from .results import results_table, run_status, write_results, write_table1
+from .tensorboard import write_summaries
 
 
 # %% auto #0
@@ -341,6 +342,7 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
     df = results_table(sweep_dir)
     write_results(df, sweep_dir/'results.csv')
     if any(c.startswith('acc_') and df[c].notna().any() for c in df): write_table1(df, sweep_dir/'table1')
+    write_summaries(sweep_dir)          # every finished run in TensorBoard's HParams view, older runs too (08a)
     return df
 
 
@@ -377,11 +379,13 @@ def hit_sweep(grid:str='demo',       # paper (21x21), demo (5x5), tiny, diag, ro
               notebooks_dir:str=None, # folder of train.ipynb / evaluate.ipynb (default: the checkout's nbs/)
               fresh_kernels:bool=False, # every notebook in a papermill subprocess of its own (slower), no kept kernel
               ensemble:str='auto',   # points per vmapped training task: 'auto' (GPUs: what fits in memory, CPU: 1) or K
+              tensorboard:bool=True, # TensorBoard logs in every run directory (--no-tensorboard: none)
               quiet:bool=False,      # no progress bar
              ):
     "Train and evaluate a (beta2, beta1) grid into <sweep_dir>/results.csv; exit 0 done, 1 some failed, 2 bad input."
     try:
         tp = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, root=root).items() if v is not None}
+        if not tensorboard: tp['tensorboard'] = False
         sweep_dir = sweep_dir or str(Path('runs')/'sweeps'/sweep_name(grid, dataset, model))
         points = grid_points(grid, dataset, model, sweep_dir=sweep_dir, seed=seed, **tp)
         df = run_sweep(points, sweep_dir, scheduler=scheduler, n_workers=workers, threads_per_worker=threads, gpus=gpus,
@@ -425,10 +429,12 @@ def hit_target_sweep(targets:str='2,5x5,15', # r2 values x r1 values ('2,5x5,15'
                      retry_failed:bool=False,# run failed points again
                      reevaluate:bool=False,  # evaluate again the runs evaluated with other settings
                      ensemble:str='auto',    # runs per vmapped training task: 'auto' (GPU: what fits, CPU: 1) or K
+                     tensorboard:bool=True,  # TensorBoard logs in every run directory (--no-tensorboard: none)
                     ):
     "Train and evaluate one rate-targeted run per target pair into results.csv; exit 2 on bad input."
     try:
         tp = {k: v for k, v in dict(epochs=epochs, root=root).items() if v is not None}
+        if not tensorboard: tp['tensorboard'] = False
         points = target_points(parse_targets(targets), dataset, model, sweep_dir, **tp)
         df = run_sweep(points, scheduler=scheduler, n_workers=workers, threads_per_worker=threads,
                        retry_failed=retry_failed, gpus=gpus, reevaluate=reevaluate, ensemble=ensemble,

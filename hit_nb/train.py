@@ -19,8 +19,9 @@ from .atlas import AtlasHVAE, atlas_loss, conditioned
 from .metrics import rd_metrics
 from .rate_control import RateController
 from .config import make_config, _get, _identity, _differences
-from .runs import (check_writable, load_checkpoint, load_weights, done_metrics, run_lock, image_grid, save_png,
+from .runs import (check_writable, load_checkpoint, load_weights, done_metrics, run_lock, run_images, save_png,
                          run_model)
+from .tensorboard import open_log, write_summary
 
 # %% auto #0
 __all__ = ['CHECKPOINT_KEYS', 'EXIT_DIVERGED', 'tune_malloc', 'prepare_model', 'train_step', 'warmup_factor', 'train_epoch',
@@ -213,12 +214,7 @@ def diverged(out, st:RunState):
 # %% ../nbs/09_train.ipynb #48f65682
 def save_images(out, model, data, seed:int):
     "samples.png: 64 samples (noise seeded by `seed`); reconstructions.png: 32 test images over their reconstructions."
-    model.eval()
-    g = torch.Generator(device=model.device).manual_seed(seed)
-    save_png(out/'samples.png', image_grid(model.sample(64, generator=g)))
-    xt = data.to_float(data.test_x[:32]).to(model.device)
-    pairs = torch.stack([xt.view(4, 8, *xt.shape[1:]), model.reconstruct(xt).view(4, 8, *xt.shape[1:])], 1)
-    save_png(out/'reconstructions.png', image_grid(pairs.flatten(0, 2)))
+    for name, img in run_images(model, data, seed).items(): save_png(out/f'{name}.png', img)
 
 # %% ../nbs/09_train.ipynb #97b0b40c
 def target_report(targets, final, ctrl, names, rel_tol:float=0.1, abs_tol:float=0.5) -> dict:
@@ -237,8 +233,8 @@ def target_report(targets, final, ctrl, names, rel_tol:float=0.1, abs_tol:float=
     return rep
 
 # %% ../nbs/09_train.ipynb #09e9d30e
-def finish(out, st:RunState, data) -> dict:
-    "The end of a run: test-set metrics, samples.png, reconstructions.png, metrics.json with status 'done', then DONE."
+def finish(out, st:RunState, data, log=None) -> dict:
+    "The end of a run: test-set metrics, images (PNG and in `log`), metrics.json with status 'done', summary, DONE."
     cfg = st.cfg
     model = conditioned(st.model, cfg['betas']) if cfg.get('atlas') else st.model   # an atlas at its box's centre
     final = rd_metrics(model, data, 'test', seed=cfg['seed'])
@@ -246,6 +242,7 @@ def finish(out, st:RunState, data) -> dict:
     metrics = dict(_summary(st), status='done', **final, train_seconds=st.seconds, history=st.history)
     if st.ctrl is not None: metrics.update(target_report(cfg['targets'], final, st.ctrl, rate_names(cfg['n_layers'])))
     write_json(out/'metrics.json', metrics)
+    if log is not None: log.images(model, data, st.epoch, final=True); write_summary(out, metrics, cfg)
     atomic_write(out/'DONE', '')
     return metrics
 
@@ -290,6 +287,7 @@ def _train_locked(cfg, out, data, progress, on_epoch_end):
     for tmp in out.glob('.*.tmp'): tmp.unlink()                     # debris of a write killed mid-way
     write_json(out/'config.json', cfg)
     betas = torch.tensor(cfg['betas'], device=st.dev)
+    log = open_log(out, cfg, st.history)                            # each epoch once, also after a kill (08a)
     with _progress_bar(cfg, data, st.epoch, progress) as bar:
         for epoch in range(st.epoch, cfg['epochs']):
             t0, t = time.perf_counter(), warmup_factor(epoch, cfg['warmup_epochs'])
@@ -299,8 +297,13 @@ def _train_locked(cfg, out, data, progress, on_epoch_end):
             st.epoch, st.seconds = epoch + 1, st.seconds + time.perf_counter() - t0
             st.history.append(rec)
             save_epoch(out, st)
+            if log is not None: log.epoch(rec); log.images(_at_centre(st), data, st.epoch)
             if on_epoch_end is not None: on_epoch_end(epoch, rec)
-    return finish(out, st, data)
+    return finish(out, st, data, log)
+
+def _at_centre(st):
+    "The model whose images a run shows: itself, or an atlas at its box's centre."
+    return conditioned(st.model, st.cfg['betas']) if st.cfg.get('atlas') else st.model
 
 def _progress_bar(cfg, data, start, progress):
     steps = data.n_batches('train', cfg['batch_size'])

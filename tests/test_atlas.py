@@ -107,6 +107,7 @@ def test_atlas_evaluate_notebook(atlas_done, clf, tmp_path):
     "evaluate.ipynb -p betas: one run directory per point, a results table the figure notebooks load as a grid."
     import shutil
     from hit_nb.results import load_results
+    from hit_nb.tensorboard import read_hparams, read_scalars
     from hit_nb.metrics import rd_metrics
     from hit_nb.atlas import conditioned
     from hit_nb.data import load_dataset
@@ -122,6 +123,9 @@ def test_atlas_evaluate_notebook(atlas_done, clf, tmp_path):
         m = json.loads((Path(d)/'metrics.json').read_text())
         assert m['evaluated'] and m['atlas_point'] and {'is', 'mi_z2', 'acc_rbfsvm_mu2', 'psnr'} <= set(m)
         assert {'samples.png', 'reconstructions.png', 'DONE'} <= {p.name for p in Path(d).iterdir()}
+        hp = read_hparams(Path(d)/'tb')                                 # a session of its own in TensorBoard
+        assert (hp['beta2'], hp['beta1'], hp['run_kind']) == (m['beta2'], m['beta1'], 'atlas point')
+        assert read_scalars(Path(d)/'tb')['eval/acc_rbfsvm_mu2'] == [(m['epochs'], pytest.approx(m['acc_rbfsvm_mu2']))]
     nb = json.loads((tmp_path/'e.ipynb').read_text())
     pngs = sum('image/png' in o.get('data', {}) for c in nb['cells'] if c['cell_type'] == 'code' for o in c['outputs'])
     assert pngs >= 4                                   # the landscape, the samples, the probes, the images

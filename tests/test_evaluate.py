@@ -37,6 +37,10 @@ def test_evaluate_adds_every_metric_and_is_seeded(run_copy, clf):
     assert all(0 <= m[k] <= 1 for k in KEYS if k.startswith('acc_'))
     assert 0.1 <= m['acc_bound_z2'] <= 1 and abs(m['rate'] - m['rate_z2'] - m['rate_z1']) < 1e-9
     assert m['history'] and m['status'] == 'done'                   # training's keys are kept
+    from hit_nb.tensorboard import read_scalars
+    sc = read_scalars(run_copy/'tb')                                   # the run's TensorBoard log has them too
+    for k in KEYS[5:-1]: assert sc[f'eval/{k}'] == [(3, pytest.approx(m[k], rel=1e-6, abs=1e-7))], k
+    assert sc['test/psnr'] == [(3, pytest.approx(m['psnr'], rel=1e-6))] and len(sc['train/loss']) == 3
 
 def test_evaluate_refuses_unfinished_run(run_copy, clf):
     (run_copy/'DONE').unlink()

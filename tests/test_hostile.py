@@ -45,7 +45,7 @@ def test_two_configurations_on_one_out_dir(tiny_done, tmp_path):
         time.sleep(1.5)                                                # ... past every check made before the lock
         assert t.is_alive()
         for f in tiny_done[0].iterdir():                               # ... while a beta2 = 1 run finishes in out
-            if f.name != '.lock': shutil.copy2(f, out/f.name)
+            if f.is_file() and f.name != '.lock': shutil.copy2(f, out/f.name)
     t.join(120)
     assert 'metrics' not in got, 'the beta2 = 3 run returned the beta2 = 1 run as its own'
     assert 'another configuration (betas: [1.0, 1.0] there vs [3.0, 1.0] here)' in got['error'], got
@@ -127,6 +127,9 @@ def test_files_follow_the_umask(tmp_path, umask, mode):
     out = tmp_path/'run'
     r = hit_train(out, preexec_fn=lambda: os.umask(umask))
     assert r.returncode == 0, r.stderr
-    modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in out.iterdir() if f.name != '.lock'}
-    assert set(modes) == {'DONE', 'checkpoint.pt', 'config.json', 'metrics.json', 'samples.png', 'reconstructions.png'}
+    modes = {str(f.relative_to(out)): stat.S_IMODE(f.stat().st_mode) for f in out.rglob('*')
+             if f.is_file() and f.name != '.lock'}
+    tb = {k for k in modes if k.startswith('tb/')}                       # the TensorBoard log: run log and summary
+    assert set(modes) - tb == {'DONE', 'checkpoint.pt', 'config.json', 'metrics.json', 'samples.png',
+                               'reconstructions.png'} and len(tb) == 2, modes
     assert set(modes.values()) == {mode}, modes

@@ -354,6 +354,47 @@ def test_ensemble_sweep_matches_single_runs(ensemble_sweep, reference):
         assert sorted(f.name for f in (d/r).iterdir() if not f.name.startswith('.')) == \
                sorted(f.name for f in (reference[0]/r).iterdir() if not f.name.startswith('.'))
 
+def hparams_sessions(logdir, n, timeout=120) -> dict:
+    "run -> {'hparams': ..., 'metrics': {tag: value}} of the HParams view of TensorBoard itself serving `logdir`, once it lists `n` sessions."
+    import urllib.request
+    port = free_port()
+    srv = subprocess.Popen([str(BIN/'tensorboard'), '--logdir', str(logdir), '--host', '127.0.0.1', '--port', str(port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    cols = [{'hparam': h, 'includeInResult': True} for h in ('beta2', 'beta1', 'run_kind')]
+    body = json.dumps(dict(experimentName='', colParams=cols, startIndex=0, sliceSize=1000,
+                           allowedStatuses=['STATUS_UNKNOWN', 'STATUS_SUCCESS', 'STATUS_FAILURE', 'STATUS_RUNNING'])).encode()
+    try:
+        t0, got = time.monotonic(), {}
+        while time.monotonic() - t0 < timeout and len(got) < n:
+            time.sleep(1)
+            try:
+                req = urllib.request.Request(f'http://127.0.0.1:{port}/data/plugin/hparams/session_groups', data=body,
+                                             headers={'Content-Type': 'application/json'})
+                groups = json.loads(urllib.request.urlopen(req, timeout=10).read())['sessionGroups']
+            except (OSError, ValueError, KeyError): continue                  # not up yet, or still loading
+            got = {g['name']: dict(hparams=g['hparams'], metrics={m['name']['tag']: m['value'] for m in g['metricValues']})
+                   for g in groups}
+        return got
+    finally: srv.kill(); srv.wait()
+
+def test_hparams_view_of_a_sweep(reference, tmp_path):
+    "TensorBoard itself, serving a sweep folder, lists every run in its HParams view with its betas and final metrics (test-set rates and PSNR, IS, RBF-SVM on mu2, I_q, the bound); hit_tensorboard writes the same for a finished sweep whose logs are gone, as one from before hit_nb logged."
+    d, df = reference
+    old = tmp_path/'old'; shutil.copytree(d, old)
+    for r in df.run_dir: shutil.rmtree(old/r/'tb')
+    r = run([str(BIN/'hit_tensorboard'), str(old)])
+    assert r.returncode == 0 and r.stdout.startswith('4 finished runs'), r.stderr
+    for sweep_dir in (d, old):
+        sessions = hparams_sessions(sweep_dir, len(df))
+        assert sorted(sessions) == sorted(f'{r}/tb' for r in df.run_dir), sessions.keys()
+        for _, row in df.iterrows():
+            s = sessions[f'{row.run_dir}/tb']
+            assert s['hparams'] == dict(beta2=row.beta2, beta1=row.beta1, run_kind='fixed betas')
+            for k in ('rate_z2', 'rate_z1', 'rate', 'psnr'): assert s['metrics'][f'test/{k}'] == pytest.approx(row[k], rel=1e-6)
+            for k in ('is', 'is_diversity', 'is_sharpness', 'mi_z2', 'acc_rbfsvm_mu2', 'acc_bound_z2'):
+                assert s['metrics'][f'eval/{k}'] == pytest.approx(row[k], rel=1e-6, abs=1e-7), k
+            if sweep_dir == d: assert {'train/loss', 'train/rate_z2'} <= set(s['metrics'])   # the curves' last values
+
 def free_port() -> int:
     import socket
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]

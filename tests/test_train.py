@@ -25,7 +25,7 @@ def assert_same_run(a, b):
 def test_complete_run_directory(tiny_done):
     out, m = tiny_done
     assert {p.name for p in out.iterdir()} == {'.lock', 'DONE', 'checkpoint.pt', 'config.json', 'metrics.json',
-                                              'samples.png', 'reconstructions.png'}
+                                              'samples.png', 'reconstructions.png', 'tb'}
     assert m['status'] == 'done' and [h['epoch'] for h in m['history']] == [1, 2, 3]
     for k in ('loss', 'distortion', 'rate_z2', 'rate_z1'): assert all(math.isfinite(h[k]) for h in m['history'])
     for k in ('rate_z2', 'rate_z1', 'rate', 'distortion', 'psnr', 'n_params', 'train_seconds'): assert k in m
@@ -198,7 +198,8 @@ def test_cli_help_lists_every_parameter():
     r = run([str(BIN/'hit_train'), '--help'], env_extra={'COLUMNS': '400'})
     assert r.returncode == 0, r.stderr
     docs = docments(make_config)
-    for k in TRAIN_PARAMS: assert f'--{k}' in r.stdout and docs[k] in r.stdout, k
+    for k in TRAIN_PARAMS: assert (f'--{k}' in r.stdout or f'--no-{k}' in r.stdout) and docs[k] in r.stdout, k
+    assert '--no-tensorboard' in r.stdout                                  # a flag that is on by default
     assert '--quiet' in r.stdout
 
 def test_kernel_settings_are_recorded_and_part_of_the_identity(tiny_done, tmp_path):
