@@ -1,4 +1,4 @@
-import os, sys, subprocess
+import os, signal, sys, subprocess, time
 from pathlib import Path
 import pytest, torch
 
@@ -22,3 +22,11 @@ def tiny_done(tmp_path_factory):
     out = tmp_path_factory.mktemp('ref') / 'run'
     m = train(progress=False, out_dir=out, **TINY)
     return out, m
+
+def sigkill_after_checkpoint(args, out, timeout=300):
+    "Start the hit_train command `args` of run directory `out`, SIGKILL it as soon as out/checkpoint.pt exists."
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    t0 = time.time()
+    while time.time() - t0 < timeout and not (Path(out)/'checkpoint.pt').exists(): time.sleep(0.02)
+    p.send_signal(signal.SIGKILL); p.wait()

@@ -1,13 +1,13 @@
 """Integration tests of the TensorBoard logs: every scalar once per epoch (also after a kill and resume), the same training
 with and without them, ensembles, rate targets and atlases, the opt-out, and a missing or broken TensorBoard."""
-import json, os, shutil, signal, subprocess, sys, time
+import json, shutil, sys
 from pathlib import Path
-import pytest, torch
+import pytest
 from hit_nb.train import train
 from hit_nb.ensemble import train_ensemble
 from hit_nb.tensorboard import TB_DIR, read_hparams, read_scalars
-from conftest import TINY, BIN, run
-from test_train import assert_same_run, load_ck
+from conftest import TINY, BIN, run, sigkill_after_checkpoint
+from test_train import assert_same_run
 
 EPOCH_TAGS = ('train/loss', 'train/distortion', 'train/rate_z2', 'train/rate_z1', 'train/rate', 'train/kl_weight')
 TEST_TAGS = ('test/rate_z2', 'test/rate_z1', 'test/rate', 'test/distortion', 'test/mse', 'test/psnr')
@@ -57,11 +57,7 @@ def test_sigkill_and_resume_log_each_epoch_once(tiny_done, tmp_path):
     out = tmp_path/'run'
     args = [str(BIN/'hit_train'), '--out_dir', str(out), '--epochs', '3', '--batch_size', '500', '--threads', '1',
             '--quiet']
-    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         env={**os.environ, 'OMP_NUM_THREADS': '1'})
-    t0 = time.time()
-    while time.time() - t0 < 300 and not (out/'checkpoint.pt').exists(): time.sleep(0.02)
-    p.send_signal(signal.SIGKILL); p.wait()
+    sigkill_after_checkpoint(args, out)
     assert not (out/'DONE').exists(), 'the run finished before it could be killed'
     r = run(args)
     assert r.returncode == 0, r.stderr

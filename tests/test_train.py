@@ -6,7 +6,7 @@ import hit_nb.train as T
 from hit_nb.core import ConfigError, EXIT_BAD_INPUT
 from hit_nb.config import make_config, TRAIN_PARAMS
 from hit_nb.train import train, RunDiverged, EXIT_DIVERGED
-from conftest import TINY, ROOT, BIN, run
+from conftest import TINY, ROOT, BIN, run, sigkill_after_checkpoint
 
 def load_ck(d): return torch.load(Path(d)/'checkpoint.pt', weights_only=True)
 
@@ -55,13 +55,7 @@ def test_resume_after_sigkill_is_bit_identical(tiny_done, tmp_path):
     out = tmp_path / 'run'
     args = [str(BIN/'hit_train'), '--out_dir', str(out), '--epochs', '3', '--batch_size', '500', '--threads', '1',
             '--quiet']
-    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         env={**os.environ, 'OMP_NUM_THREADS': '1'})
-    t0 = time.time()
-    while time.time() - t0 < 300:
-        if (out/'checkpoint.pt').exists(): break
-        time.sleep(0.02)
-    p.send_signal(signal.SIGKILL); p.wait()
+    sigkill_after_checkpoint(args, out)
     assert not (out/'DONE').exists(), 'the run finished before it could be killed'
     assert load_ck(out)['epoch'] in (1, 2)
     r = run(args)
