@@ -23,10 +23,14 @@ def tiny_done(tmp_path_factory):
     m = train(progress=False, out_dir=out, **TINY)
     return out, m
 
-def sigkill_after_checkpoint(args, out, timeout=300):
-    "Start the hit_train command `args` of run directory `out`, SIGKILL it as soon as out/checkpoint.pt exists."
+def killed_hit_train(out, timeout=300) -> list:
+    "Start hit_train on a TINY run in `out`, SIGKILL it once out/checkpoint.pt exists; returns the command to rerun."
+    args = [str(BIN/'hit_train'), '--out_dir', str(out), '--epochs', '3', '--batch_size', '500', '--threads', '1',
+            '--quiet']
     p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          env={**os.environ, 'OMP_NUM_THREADS': '1'})
     t0 = time.time()
     while time.time() - t0 < timeout and not (Path(out)/'checkpoint.pt').exists(): time.sleep(0.02)
     p.send_signal(signal.SIGKILL); p.wait()
+    assert not (Path(out)/'DONE').exists(), 'the run finished before it could be killed'
+    return args

@@ -6,7 +6,7 @@ import pytest
 from hit_nb.train import train
 from hit_nb.ensemble import train_ensemble
 from hit_nb.tensorboard import TB_DIR, read_hparams, read_scalars
-from conftest import TINY, BIN, run, sigkill_after_checkpoint
+from conftest import TINY, BIN, run, killed_hit_train
 from test_train import assert_same_run
 
 EPOCH_TAGS = ('train/loss', 'train/distortion', 'train/rate_z2', 'train/rate_z1', 'train/rate', 'train/kl_weight')
@@ -55,10 +55,7 @@ def test_logging_does_not_change_the_run(tiny_done, tmp_path):
 def test_sigkill_and_resume_log_each_epoch_once(tiny_done, tmp_path):
     "SIGKILL hit_train after its first checkpoint, rerun: each epoch once in the log, the values of an uninterrupted run."
     out = tmp_path/'run'
-    args = [str(BIN/'hit_train'), '--out_dir', str(out), '--epochs', '3', '--batch_size', '500', '--threads', '1',
-            '--quiet']
-    sigkill_after_checkpoint(args, out)
-    assert not (out/'DONE').exists(), 'the run finished before it could be killed'
+    args = killed_hit_train(out)
     r = run(args)
     assert r.returncode == 0, r.stderr
     sc = assert_log(out, 3, all_images=False)

@@ -6,7 +6,7 @@ import hit_nb.train as T
 from hit_nb.core import ConfigError, EXIT_BAD_INPUT
 from hit_nb.config import make_config, TRAIN_PARAMS
 from hit_nb.train import train, RunDiverged, EXIT_DIVERGED
-from conftest import TINY, ROOT, BIN, run, sigkill_after_checkpoint
+from conftest import TINY, ROOT, BIN, run, killed_hit_train
 
 def load_ck(d): return torch.load(Path(d)/'checkpoint.pt', weights_only=True)
 
@@ -53,10 +53,7 @@ def test_resume_after_interrupt_is_bit_identical(tiny_done, tmp_path):
 def test_resume_after_sigkill_is_bit_identical(tiny_done, tmp_path):
     "SIGKILL the command-line trainer mid-run (after >= 1 checkpoint), rerun it: same result as uninterrupted."
     out = tmp_path / 'run'
-    args = [str(BIN/'hit_train'), '--out_dir', str(out), '--epochs', '3', '--batch_size', '500', '--threads', '1',
-            '--quiet']
-    sigkill_after_checkpoint(args, out)
-    assert not (out/'DONE').exists(), 'the run finished before it could be killed'
+    args = killed_hit_train(out)
     assert load_ck(out)['epoch'] in (1, 2)
     r = run(args)
     assert r.returncode == 0, r.stderr
