@@ -342,7 +342,7 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
     df = results_table(sweep_dir)
     write_results(df, sweep_dir/'results.csv')
     if any(c.startswith('acc_') and df[c].notna().any() for c in df): write_table1(df, sweep_dir/'table1')
-    write_summaries(sweep_dir)          # every finished run in TensorBoard's HParams view, older runs too (08a)
+    write_summaries(sweep_dir, missing=True)   # runs trained before hit_nb logged: in the HParams view too (08a)
     return df
 
 

@@ -122,10 +122,10 @@ class RunLog:
         "Log the scalars of one epoch's record at step = its epoch."
         self._write([scalar_event(rec['epoch'], epoch_scalars(rec, self.cfg.get('targets')))])
 
-    def images(self, model, data, epoch:int, final:bool=False):
-        "Log the sample and reconstruction grids at step `epoch` if it is an image epoch (or `final`), once per step."
+    def images(self, model, data, epoch:int, final:bool=False, grids=None):
+        "Log the sample and reconstruction grids (`grids`: run_images' made already) at an image epoch or `final`, once."
         if self.broken or epoch in self.image_steps or not (final or epoch % self.every == 0): return
-        grids = run_images(model, data, self.cfg['seed'])
+        grids = run_images(model, data, self.cfg['seed']) if grids is None else grids
         self._write([image_event(epoch, {f'images/{k}': g for k, g in grids.items()})]); self.image_steps.add(epoch)
 
 # %% ../nbs/08a_tensorboard.ipynb #e7bead58
@@ -238,11 +238,13 @@ def finished_runs(src) -> list:
 
 def write_summaries(src,                # a run directory, a sweep folder, or any folder of them
                     force:bool=False,   # also runs trained with tensorboard=False
+                    missing:bool=False, # only the runs whose log has no summary yet (trained before hit_nb logged)
                    ) -> list:
     "Write the summary of every finished run below `src` not locked by another process; the run directories written."
     if tb_api() is None: return []
     done = []
     for run in finished_runs(src):
+        if missing and any((run/TB_DIR).glob(f'*{SUMMARY_SUFFIX}')): continue
         cfg = read_json(run/'config.json')
         if (force or cfg.get('tensorboard', True)) and not is_locked(run/'.lock'):
             write_summary(run, cfg=cfg); done.append(run)

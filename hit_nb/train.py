@@ -212,9 +212,11 @@ def diverged(out, st:RunState):
 
 
 # %% ../nbs/09_train.ipynb #48f65682
-def save_images(out, model, data, seed:int):
-    "samples.png: 64 samples (noise seeded by `seed`); reconstructions.png: 32 test images over their reconstructions."
-    for name, img in run_images(model, data, seed).items(): save_png(out/f'{name}.png', img)
+def save_images(out, model, data, seed:int) -> dict:
+    "samples.png: 64 samples (noise seeded by `seed`); reconstructions.png: 32 test images over them; the grids."
+    grids = run_images(model, data, seed)
+    for name, img in grids.items(): save_png(out/f'{name}.png', img)
+    return grids
 
 # %% ../nbs/09_train.ipynb #97b0b40c
 def target_report(targets, final, ctrl, names, rel_tol:float=0.1, abs_tol:float=0.5) -> dict:
@@ -238,11 +240,11 @@ def finish(out, st:RunState, data, log=None) -> dict:
     cfg = st.cfg
     model = conditioned(st.model, cfg['betas']) if cfg.get('atlas') else st.model   # an atlas at its box's centre
     final = rd_metrics(model, data, 'test', seed=cfg['seed'])
-    save_images(out, model, data, cfg['seed'])
+    grids = save_images(out, model, data, cfg['seed'])
     metrics = dict(_summary(st), status='done', **final, train_seconds=st.seconds, history=st.history)
     if st.ctrl is not None: metrics.update(target_report(cfg['targets'], final, st.ctrl, rate_names(cfg['n_layers'])))
     write_json(out/'metrics.json', metrics)
-    if log is not None: log.images(model, data, st.epoch, final=True); write_summary(out, metrics, cfg)
+    if log is not None: log.images(model, data, st.epoch, final=True, grids=grids); write_summary(out, metrics, cfg)
     atomic_write(out/'DONE', '')
     return metrics
 
