@@ -96,7 +96,7 @@ def image_event(step:int, images:dict):
 
 # %% ../nbs/08a_tensorboard.ipynb #bfaf9f38
 def read_scalars(logdir) -> dict:
-    "tag -> [(step, value), ...] of every scalar in the event files of `logdir`, read by TensorBoard's EventAccumulator."
+    "tag -> [(step, value), ...] of every scalar in the event files of `logdir` (TensorBoard's EventAccumulator)."
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     ea = EventAccumulator(str(logdir), size_guidance={'scalars': 0, 'images': 0, 'tensors': 0},
                           purge_orphaned_data=False)
@@ -123,7 +123,7 @@ class RunLog:
         self._write([scalar_event(rec['epoch'], epoch_scalars(rec, self.cfg.get('targets')))])
 
     def images(self, model, data, epoch:int, final:bool=False, grids=None):
-        "Log the sample and reconstruction grids (`grids`: run_images' made already) at an image epoch or `final`, once."
+        "Log the two image grids (`grids`: run_images', if made already) at an image epoch or `final`, once per step."
         if self.broken or epoch in self.image_steps or not (final or epoch % self.every == 0): return
         grids = run_images(model, data, self.cfg['seed']) if grids is None else grids
         self._write([image_event(epoch, {f'images/{k}': g for k, g in grids.items()})]); self.image_steps.add(epoch)
@@ -148,7 +148,7 @@ def _continue(log:RunLog, history:list):
         if missing: keep.append(scalar_event(rec['epoch'], missing))
     keep.sort(key=lambda e: e.step)
     if keep: append_events(log.path, keep)
-    for p in old + sorted(log.dir.glob(f'*{SUMMARY_SUFFIX}')): p.unlink()
+    for p in old + sorted(log.dir.glob(f'*{SUMMARY_SUFFIX}')) + sorted(log.dir.glob('.partial-*')): p.unlink()
     log.image_steps = {e.step for e in keep if any(v.HasField('image') for v in e.summary.value)}
 
 def open_log(out,              # the run directory
@@ -170,8 +170,7 @@ RUN_KEYS = ('n_params', 'train_seconds')              # with final_beta<l>: abou
 NOT_METRICS = ('n_layers', 'epochs', 'seed', 'eval_n_samples', 'eval_n_splits', 'eval_seed', 'diverged_epoch',
                'atlas_hidden')                        # settings, not results
 
-def run_hparams(metrics:dict, # the run's metrics.json
-                cfg:dict,     # its config.json
+def run_hparams(cfg:dict, # a run's config.json (an atlas point's: the point's betas, and atlas_run)
                ) -> dict:
     "The HParams view's hyper-parameters of a run: its betas or targets, kind, dataset, model, epochs and seed."
     L, targets = cfg['n_layers'], cfg.get('targets') or [None] * cfg['n_layers']
@@ -209,12 +208,13 @@ def write_summary(run_dir,      # a run directory with metrics.json and config.j
 
 def _write_summary(run, metrics, cfg):
     api = tb_api()
-    _, start, end = api.summary.hparams(run_hparams(metrics, cfg), {})
+    _, start, end = api.summary.hparams(run_hparams(cfg), {})
     t = time.time()
     events = [api.Event(wall_time=t, step=0, summary=start), api.Event(wall_time=t, step=0, summary=end),
               scalar_event(int(metrics.get('epochs', cfg['epochs'])), final_scalars(metrics), t)]
     d = run/TB_DIR; d.mkdir(exist_ok=True)
-    old, tmp, path = sorted(d.glob(f'*{SUMMARY_SUFFIX}')), d/f'.partial-{os.getpid()}', d/event_file_name(SUMMARY_SUFFIX)
+    old, path = sorted(d.glob(f'*{SUMMARY_SUFFIX}')), d/event_file_name(SUMMARY_SUFFIX)
+    tmp = d/f'.partial-{os.getpid()}'                       # no 'tfevents' in the name: TensorBoard does not read it
     tmp.write_bytes(_record_bytes(events, new=True)); os.replace(tmp, path)
     for p in old: p.unlink(missing_ok=True)
     return path
