@@ -21,9 +21,13 @@ PAPER_BETA_BOX = (0.1, 10.)   # the paper's grid spans 0.1 to 10 for each beta
 def check_beta_box(beta_box,      # [lo, hi] for every layer, [[lo, hi], ...] one per layer (top first), or None
                    n_layers:int,  # latent layers L
                   ) -> list:
-    "[(lo, hi)] per layer, top first (None: the paper's [0.1, 10] for each); ConfigError naming the fix otherwise."
-    box, how = PAPER_BETA_BOX if beta_box is None else beta_box, "give [lo, hi] for every layer or one [lo, hi] per layer"
-    try: box = [tuple(map(float, b)) for b in box] if isinstance(box[0], (list, tuple)) else [tuple(map(float, box))]
+    """[(lo, hi)] per layer, top first (None: the paper's [0.1,
+    10] for each); ConfigError naming the fix otherwise."""
+    box, how = (PAPER_BETA_BOX if beta_box is None
+                else beta_box, "give [lo, hi] for every layer or one [lo, hi] per layer")
+    try:
+        box = ([tuple(map(float, b)) for b in box] if isinstance(box[0], (list, tuple))
+               else [tuple(map(float, box))])
     except (TypeError, ValueError, IndexError, KeyError):
         raise ConfigError(f"beta_box={beta_box!r}: {how} (top first), e.g. [0.1, 10]") from None
     if len(box) == 1: box = box * n_layers
@@ -31,8 +35,11 @@ def check_beta_box(beta_box,      # [lo, hi] for every layer, [[lo, hi], ...] on
         raise ConfigError(f"beta_box={beta_box!r}: {how} ({n_layers} latent layers, top first)")
     for l, (lo, hi) in zip(range(n_layers, 0, -1), box):
         if not (math.isfinite(lo) and math.isfinite(hi) and lo > 0):
-            raise ConfigError(f"beta_box={beta_box!r}: the bounds of beta{l} must be finite and > 0, e.g. [0.1, 10]")
-        if not lo < hi: raise ConfigError(f"beta_box={beta_box!r}: beta{l} has lo={lo:g} >= hi={hi:g}; give [lo, hi]")
+            raise ConfigError(f"beta_box={beta_box!r}: the bounds of beta{l} must be finite and > "
+                              "0, e.g. [0.1, 10]")
+        if not lo < hi:
+            raise ConfigError(f"beta_box={beta_box!r}: beta{l} has lo={lo:g} >= hi={hi:g}; give "
+                              "[lo, hi]")
     return box
 
 # %% ../nbs/03a_atlas.ipynb #8c279273
@@ -46,10 +53,12 @@ def sample_betas(n:int,                # rows (images)
     return (lo + torch.rand(n, len(beta_box), generator=generator, device=device) * (hi - lo)).exp()
 
 # %% ../nbs/03a_atlas.ipynb #0cdcc281
-ATLAS_HIDDEN = 16   # the conditioning network of an atlas run (09_train): hidden units; 0 = affine (measured below)
+# the conditioning network of an atlas run (09_train): hidden units; 0 = affine (measured below)
+ATLAS_HIDDEN = 16
 
 class BetaFiLM(nn.Module):
-    "Betas -> (scale, shift) per channel of every modulated layer, (1 + scale) * h + shift; the identity at init."
+    """Betas -> (scale, shift) per channel of every modulated
+    layer, (1 + scale) * h + shift; the identity at init."""
     def __init__(self,
                  beta_box:list,   # [(lo, hi)] per layer, top first
                  channels:list,   # channels (or features) of each modulated layer
@@ -59,19 +68,24 @@ class BetaFiLM(nn.Module):
         self.register_buffer('log_lo', torch.tensor([math.log(lo) for lo, _ in beta_box]))
         self.register_buffer('log_hi', torch.tensor([math.log(hi) for _, hi in beta_box]))
         self.channels, L, n_out = list(channels), len(beta_box), 2 * sum(channels)
-        self.net = (nn.Sequential(nn.Linear(L, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
-                                  nn.Linear(hidden, n_out)) if hidden else nn.Sequential(nn.Linear(L, n_out)))
-        nn.init.zeros_(self.net[-1].weight); nn.init.zeros_(self.net[-1].bias)
+        self.net = (nn.Sequential(nn.Linear(L, hidden), nn.SiLU(), nn.Linear(hidden, hidden),
+                                  nn.SiLU(),
+                                  nn.Linear(hidden, n_out)) if hidden
+                    else nn.Sequential(nn.Linear(L, n_out)))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, betas):
-        "[(scale, shift)] per modulated layer, each (batch, channels), for a (batch, L) tensor of betas."
+        """[(scale, shift)] per modulated layer, each (batch,
+        channels), for a (batch, L) tensor of betas."""
         u = 2 * (betas.log() - self.log_lo) / (self.log_hi - self.log_lo) - 1
         scale, shift = self.net(u).chunk(2, dim=1)
         return list(zip(scale.split(self.channels, 1), shift.split(self.channels, 1)))
 
 # %% ../nbs/03a_atlas.ipynb #6fb7a648
 class AtlasHVAE(nn.Module):
-    "A paper HVAE with the input of every ReLU FiLM-modulated by the betas: one network for the whole beta box."
+    """A paper HVAE with the input of every ReLU FiLM-modulated
+    by the betas: one network for the whole beta box."""
     def __init__(self,
                  base:HVAE,          # the paper's model (build_model), left as it is underneath
                  beta_box=None,      # the box the betas are drawn from (check_beta_box; None: [0.1, 10] each)
@@ -81,19 +95,23 @@ class AtlasHVAE(nn.Module):
         self.base, self.beta_box, self._mods = base, check_beta_box(beta_box, base.n_layers), None
         sites = [m for m in base.modules() if isinstance(m, nn.ReLU)]
         widths = [[] for _ in sites]
-        probes = [m.register_forward_pre_hook(lambda m, a, w=w: w.append(a[0].shape[1])) for m, w in zip(sites, widths)]
+        probes = [m.register_forward_pre_hook(lambda m, a, w=w: w.append(a[0].shape[1])) for m,
+                  w in zip(sites, widths)]
         try:
             with torch.no_grad(): base(torch.zeros(1, *base.shape, device=base.device))
         finally:
             for h in probes: h.remove()
         if any(len(w) != 1 for w in widths):
-            raise ValueError("every ReLU of the base model must run exactly once per forward pass to be modulated")
+            raise ValueError("every ReLU of the base model must run exactly once per forward pass "
+                             "to be modulated")
         self.film = BetaFiLM(self.beta_box, [w[0] for w in widths], hidden).to(base.device)
-        for i, m in enumerate(sites): m.register_forward_pre_hook(lambda m, a, i=i: (self._modulate(i, a[0]),))
+        for i, m in enumerate(sites):
+            m.register_forward_pre_hook(lambda m, a, i=i: (self._modulate(i, a[0]),))
 
     def _modulate(self, i, h):
         if self._mods is None:
-            raise RuntimeError("an atlas runs conditioned on betas: call atlas(x, betas) or use atlas.at(betas)")
+            raise RuntimeError("an atlas runs conditioned on betas: call atlas(x, betas) or use "
+                               "atlas.at(betas)")
         scale, shift = self._mods[i]
         shape = (len(scale), -1) + (1,) * (h.dim() - 2)
         return h * (1 + scale.view(shape)) + shift.view(shape)
@@ -102,12 +120,13 @@ class AtlasHVAE(nn.Module):
     def n_layers(self): return self.base.n_layers
 
     def as_betas(self, betas) -> torch.Tensor:
-        "`betas` as a (rows, L) float tensor on the atlas's device: one row for all images, or one per image."
+        """`betas` as a (rows, L) float tensor on the atlas's
+        device: one row for all images, or one per image."""
         b = torch.as_tensor(betas, dtype=torch.float32, device=self.film.log_lo.device)
         b = b.view(1, -1) if b.dim() == 1 else b
         if b.dim() != 2 or b.shape[1] != self.n_layers:
-            raise ValueError(f"betas has shape {tuple(b.shape)}: give one beta per layer, top first, or a "
-                             f"(batch, {self.n_layers}) tensor with one row per image")
+            raise ValueError(f"betas has shape {tuple(b.shape)}: give one beta per layer, top "
+                             f"first, or a (batch, {self.n_layers}) tensor with one row per image")
         return b
 
     @contextmanager
@@ -118,7 +137,8 @@ class AtlasHVAE(nn.Module):
         finally: self._mods = before
 
     def forward(self, x, betas, generator=None):
-        "The base model's forward pass with image i conditioned on row i of `betas` (or all on one row)."
+        """The base model's forward pass with image i
+        conditioned on row i of `betas` (or all on one row)."""
         with self.at(betas) as m: return m(x, generator=generator)
 
 # %% ../nbs/03a_atlas.ipynb #57083698
@@ -133,7 +153,8 @@ class AtlasAt(HVAE):
         self.atlas, self.shape, self.c, self.z2_dim, self.n_layers = atlas, b.shape, b.c, b.z2_dim, b.n_layers
         self.likelihood, self.mid, self.n_z1 = b.likelihood, b.mid, b.n_z1
         self.register_buffer('betas', atlas.as_betas(betas).view(-1).clone())
-        if len(self.betas) != self.n_layers: raise ValueError(f"betas={betas!r}: give one beta per layer, top first")
+        if len(self.betas) != self.n_layers:
+            raise ValueError(f"betas={betas!r}: give one beta per layer, top first")
 
     @property
     def sigma_x(self): return self.atlas.base.sigma_x
@@ -155,7 +176,9 @@ def atlas_loss(atlas:AtlasHVAE,     # the conditioned model
                kl_weight:float=1.,  # extra factor on every rate (KL warm-up)
                generator=None,      # torch.Generator of the betas and the noise; None: torch's global one
               ) -> dict:
-    "Eq. 8 with every image's own betas, drawn log-uniformly from the atlas's box: hit_loss's dict and the betas."
+    """Eq. 8 with every image's own betas, drawn log-uniformly
+    from the atlas's box: hit_loss's dict and the betas."""
     betas = sample_betas(len(x), atlas.beta_box, generator=generator, device=x.device)
     out = atlas(x, betas, generator=generator)
-    return dict(hit_loss(x, out, betas, atlas.base.likelihood, atlas.base.sigma_x, kl_weight), betas=betas)
+    return dict(hit_loss(x, out, betas, atlas.base.likelihood, atlas.base.sigma_x, kl_weight),
+                betas=betas)

@@ -24,8 +24,11 @@ def distortion_bound(rate_z2, # R(z2), nats per image (float or array)
                      rate_z1, # R(z1|z2), nats per image (float or array; 0 for a single latent layer)
                      data_entropy, # H[x] of the data distribution, nats per image
                     ):
-    "Least distortion reachable at rates R(z2), R(z1|z2): H[x] - R(z2) - R(z1|z2), in nats (Eq. 9, see text)."
-    out = _as_float(data_entropy, 'data_entropy') - _as_float(rate_z2, 'rate_z2') - _as_float(rate_z1, 'rate_z1')
+    """Least distortion reachable at rates R(z2), R(z1|z2):
+    H[x] - R(z2) - R(z1|z2), in nats (Eq. 9, see text)."""
+    out = _as_float(data_entropy, 'data_entropy') - _as_float(rate_z2,
+                                                              'rate_z2') - _as_float(rate_z1,
+                                                                                     'rate_z1')
     return out if out.ndim else float(out)
 
 # %% ../nbs/04_bounds.ipynb #40faec28
@@ -34,12 +37,14 @@ def _label_probs(label_hist): # class counts (or probabilities) of the labels; N
     if label_hist is None: return np.full(10, 0.1)
     try: p = np.asarray(label_hist, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"label_hist must be a 1-D array of class counts, got {label_hist!r}") from None
+        raise ValueError("label_hist must be a 1-D array of class counts, got "
+                         f"{label_hist!r}") from None
     if p.ndim != 1 or p.size < 2:
-        raise ValueError(f"label_hist must be a 1-D histogram over M >= 2 classes, got shape {p.shape}; "
-                         "pass e.g. np.bincount(labels, minlength=M)")
+        raise ValueError("label_hist must be a 1-D histogram over M >= 2 classes, got shape "
+                         f"{p.shape}; pass e.g. np.bincount(labels, minlength=M)")
     if not np.isfinite(p).all() or (p < 0).any():
-        raise ValueError(f"label_hist must hold finite, non-negative class counts, got {p.tolist()}")
+        raise ValueError("label_hist must hold finite, non-negative class counts, got "
+                         f"{p.tolist()}")
     if p.sum() <= 0: raise ValueError("label_hist sums to 0; pass the label counts of the dataset")
     return p / p.sum()
 
@@ -83,6 +88,7 @@ def meyen_f_inv(info, # mutual information I(y;z) in nats; float or array of any
     mid = (I > f_lo) & (I < H)
     if mid.any():
         vals, inv = np.unique(I[mid], return_inverse=True)
-        roots = np.array([brentq(lambda a, t=t: _meyen_f(a, p) - t, lo, 1.0, xtol=xtol) for t in vals])
+        roots = np.array([brentq(lambda a, t=t: _meyen_f(a, p) - t, lo, 1.0, xtol=xtol)
+                          for t in vals])
         out[mid] = roots[inv.ravel()]
     return out if out.ndim else float(out)

@@ -20,7 +20,8 @@ __all__ = ['CLASSIFIER_ARCHS', 'CLASSIFIERS', 'PAPER_ACCURACY', 'MnistCNN', 'mni
 
 # %% ../nbs/10_classifiers.ipynb #eff8e3a5
 class MnistCNN(nn.Module):
-    "The PyTorch-example MNIST CNN on 28×28 single-channel images in [0, 1]; returns log-probabilities."
+    """The PyTorch-example MNIST CNN on 28×28 single-channel
+    images in [0, 1]; returns log-probabilities."""
     def __init__(self, n_classes:int=10):
         super().__init__()
         self.conv1, self.conv2 = nn.Conv2d(1, 32, 3, 1), nn.Conv2d(32, 64, 3, 1)
@@ -39,8 +40,11 @@ def mnist_cnn() -> nn.Module:
 
 # %% ../nbs/10_classifiers.ipynb #e5912931
 class LogSoftmax(nn.Module):
-    "Wrap a network returning logits so that it returns log-probabilities (log-softmax over the last dimension)."
-    def __init__(self, net:nn.Module): super().__init__(); self.net = net
+    """Wrap a network returning logits so that it returns
+    log-probabilities (log-softmax over the last dimension)."""
+    def __init__(self, net:nn.Module):
+        super().__init__()
+        self.net = net
     def forward(self, x): return F.log_softmax(self.net(x), dim=-1)
 
 # %% ../nbs/10_classifiers.ipynb #084c8081
@@ -51,7 +55,8 @@ def _tv_models():
     return tvm
 
 def svhn_resnet18() -> nn.Module:
-    "The IS classifier of `svhn`: CIFAR-style ResNet-18 (3×3 stride-1 stem, no max-pool), log-probabilities."
+    """The IS classifier of `svhn`: CIFAR-style ResNet-18
+    (3×3 stride-1 stem, no max-pool), log-probabilities."""
     net = _tv_models().resnet18(num_classes=10)
     net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
     nn.init.kaiming_normal_(net.conv1.weight, mode='fan_out', nonlinearity='relu')
@@ -60,7 +65,8 @@ def svhn_resnet18() -> nn.Module:
 
 # %% ../nbs/10_classifiers.ipynb #72b4c0ae
 def cifar_densenet121() -> nn.Module:
-    "The IS classifier of `cifar10`: DenseNet-121 (growth 32, blocks [6,12,24,16]), 3×3 stem, log-probabilities."
+    """The IS classifier of `cifar10`: DenseNet-121 (growth
+    32, blocks [6,12,24,16]), 3×3 stem, log-probabilities."""
     net = _tv_models().densenet121(num_classes=10)
     net.features.conv0 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
     nn.init.kaiming_normal_(net.features.conv0.weight)
@@ -68,26 +74,32 @@ def cifar_densenet121() -> nn.Module:
     return LogSoftmax(net)
 
 # %% ../nbs/10_classifiers.ipynb #f2e39545
-CLASSIFIER_ARCHS = {f.__name__: f for f in (mnist_cnn, svhn_resnet18, cifar_densenet121)}  # name in a file -> maker
+# name in a file -> maker
+CLASSIFIER_ARCHS = {f.__name__: f for f in (mnist_cnn, svhn_resnet18, cifar_densenet121)}
 
 # %% ../nbs/10_classifiers.ipynb #bad6e47b
-def _recipe(optimizer, lr, batch_size, epochs, momentum=0., weight_decay=0., schedule='constant', gamma=1.,
-            augment=False):
-    return dict(optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
-                gamma=gamma, batch_size=batch_size, epochs=epochs, augment=augment)
+def _recipe(optimizer, lr, batch_size, epochs, momentum=0., weight_decay=0., schedule='constant',
+            gamma=1., augment=False):
+    return dict(optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                schedule=schedule, gamma=gamma, batch_size=batch_size, epochs=epochs,
+                augment=augment)
 
 # %% ../nbs/10_classifiers.ipynb #04ab21ca
 _SGD = dict(momentum=0.9, weight_decay=5e-4)
 CLASSIFIERS = {
-    'mnist5k': (mnist_cnn, _recipe('adadelta', 1.0, batch_size=32, epochs=3, schedule='step', gamma=0.7)),
-    'mnist':   (mnist_cnn, _recipe('adadelta', 1.0, batch_size=64, epochs=14, schedule='step', gamma=0.7)),
+    'mnist5k': (mnist_cnn,
+                _recipe('adadelta', 1.0, batch_size=32, epochs=3, schedule='step', gamma=0.7)),
+    'mnist':   (mnist_cnn,
+                _recipe('adadelta', 1.0, batch_size=64, epochs=14, schedule='step', gamma=0.7)),
     'svhn':    (svhn_resnet18, _recipe('sgd', 1e-2, batch_size=256, epochs=14, **_SGD)),
-    'cifar10': (cifar_densenet121, _recipe('sgd', 1e-2, batch_size=256, epochs=14, **_SGD, schedule='cosine',
+    'cifar10': (cifar_densenet121,
+                _recipe('sgd', 1e-2, batch_size=256, epochs=14, **_SGD, schedule='cosine',
                                            augment=True)),
 }
 
 # %% ../nbs/10_classifiers.ipynb #35a79270
-PAPER_ACCURACY = {'svhn': 0.9502, 'cifar10': 0.9434}   # test accuracies the paper reports for its classifiers
+# test accuracies the paper reports for its classifiers
+PAPER_ACCURACY = {'svhn': 0.9502, 'cifar10': 0.9434}
 
 # %% ../nbs/10_classifiers.ipynb #d71c06a5
 def crop_flip(x:torch.Tensor,     # images (B, C, H, W)
@@ -96,13 +108,15 @@ def crop_flip(x:torch.Tensor,     # images (B, C, H, W)
               flip:torch.Tensor,  # bool (B,): mirror the crop left-right
               pad:int=4,          # zero padding on every side
              ) -> torch.Tensor:
-    "Crop each zero-padded image of `x` at (dy, dx) to the original size and mirror the flagged ones, in one gather."
+    """Crop each zero-padded image of `x` at (dy, dx) to the
+    original size and mirror the flagged ones, in one gather."""
     b, c, h, w = x.shape
     xp = F.pad(x, (pad, pad, pad, pad))
     rows = dy[:, None] + torch.arange(h, device=x.device)                     # (B, H)
     cols = dx[:, None] + torch.arange(w, device=x.device)                     # (B, W)
     cols = torch.where(flip[:, None], cols.flip(1), cols)
-    out = xp[torch.arange(b, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]   # (B, H, W, C)
+    # (B, H, W, C)
+    out = xp[torch.arange(b, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
     return out.permute(0, 3, 1, 2).contiguous()
 
 # %% ../nbs/10_classifiers.ipynb #40aee781
@@ -110,7 +124,8 @@ def random_crop_flip(x:torch.Tensor,  # images (B, C, H, W) on any device
                      pad:int=4,       # zero padding on every side (CIFAR: 4)
                      generator:torch.Generator|None=None, # generator on x's device; None uses torch's global RNG
                     ) -> torch.Tensor:
-    "RandomCrop(H, padding=pad) + RandomHorizontalFlip, drawn independently per image, for a whole batch."
+    """RandomCrop(H, padding=pad) + RandomHorizontalFlip,
+    drawn independently per image, for a whole batch."""
     b = len(x)
     dy, dx = torch.randint(0, 2*pad + 1, (2, b), device=x.device, generator=generator)
     flip = torch.rand(b, device=x.device, generator=generator) < 0.5
@@ -146,8 +161,10 @@ def classifier_path(dataset:str,  # one of DATASETS
                     root=None,    # data folder; None = default_root()
                    ) -> Path:
     "Default file of `dataset`'s classifier: <root or default_root()>/classifiers/<dataset>.pt."
-    if dataset not in CLASSIFIERS: raise ConfigError(f"dataset={dataset!r} is unknown: use one of {tuple(CLASSIFIERS)}")
-    return Path(default_root() if root is None else root).expanduser() / 'classifiers' / f'{dataset}.pt'
+    if dataset not in CLASSIFIERS:
+        raise ConfigError(f"dataset={dataset!r} is unknown: use one of {tuple(CLASSIFIERS)}")
+    return Path(default_root() if root is None
+                else root).expanduser() / 'classifiers' / f'{dataset}.pt'
 
 # %% ../nbs/10_classifiers.ipynb #307dd4ee
 def _optimizer(model, recipe, epochs):
@@ -155,9 +172,13 @@ def _optimizer(model, recipe, epochs):
     if recipe['optimizer'] == 'sgd':
         opt = torch.optim.SGD(model.parameters(), lr=recipe['lr'], momentum=recipe['momentum'],
                               weight_decay=recipe['weight_decay'])
-    else: opt = torch.optim.Adadelta(model.parameters(), lr=recipe['lr'], weight_decay=recipe['weight_decay'])
-    if recipe['schedule'] == 'step': sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=recipe['gamma'])
-    elif recipe['schedule'] == 'cosine': sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    else:
+        opt = torch.optim.Adadelta(model.parameters(), lr=recipe['lr'],
+                                   weight_decay=recipe['weight_decay'])
+    if recipe['schedule'] == 'step':
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=recipe['gamma'])
+    elif recipe['schedule'] == 'cosine':
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     else: sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.)
     return opt, sched
 
@@ -174,8 +195,10 @@ def _train_epoch(model, data, opt, batch_size, order, aug, bar, epoch) -> list:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        sums += torch.stack([loss.detach() * len(y), (logp.detach().argmax(-1) == y).sum()]).double()
-        n += len(y); bar.update()
+        sums += torch.stack([loss.detach() * len(y),
+                             (logp.detach().argmax(-1) == y).sum()]).double()
+        n += len(y)
+        bar.update()
         if time.monotonic() - shown > 1.:
             shown, s = time.monotonic(), (sums / n).tolist()
             bar.set_postfix(epoch=epoch + 1, loss=f'{s[0]:.3f}', acc=f'{s[1]:.3f}', refresh=False)
@@ -184,15 +207,19 @@ def _train_epoch(model, data, opt, batch_size, order, aug, bar, epoch) -> list:
 # %% ../nbs/10_classifiers.ipynb #1f2529da
 def _train_target(dataset, root, out, epochs, seed) -> tuple:
     "The checked (constructor, recipe, epochs, output path) of a classifier to train."
-    if dataset not in CLASSIFIERS: raise ConfigError(f"dataset={dataset!r} is unknown: use one of {tuple(CLASSIFIERS)}")
+    if dataset not in CLASSIFIERS:
+        raise ConfigError(f"dataset={dataset!r} is unknown: use one of {tuple(CLASSIFIERS)}")
     make, recipe = CLASSIFIERS[dataset]
     epochs = recipe['epochs'] if epochs is None else epochs
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ConfigError(f"epochs={epochs!r}: use a positive integer, or None for the recipe's {recipe['epochs']}")
-    if isinstance(seed, bool) or not isinstance(seed, int): raise ConfigError(f"seed={seed!r}: use an integer")
+        raise ConfigError(f"epochs={epochs!r}: use a positive integer, or None for the recipe's "
+                          f"{recipe['epochs']}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed={seed!r}: use an integer")
     path = Path(out).expanduser() if out is not None else classifier_path(dataset, root)
     if path.is_dir():
-        raise ConfigError(f"out={str(path)!r} is a folder: give a file name, e.g. {str(path / (dataset + '.pt'))!r}")
+        raise ConfigError(f"out={str(path)!r} is a folder: give a file name, e.g. "
+                          f"{str(path / (dataset + '.pt'))!r}")
     return make, recipe, epochs, path
 
 # %% ../nbs/10_classifiers.ipynb #4d8a60e6
@@ -204,12 +231,17 @@ def train_classifier(dataset:str='mnist5k', # one of DATASETS
                      seed:int=0,            # seeds the initialisation, dropout, data order and augmentation
                      progress:bool=True,    # tqdm bar over the batches with the running loss and accuracy
                     ) -> dict:
-    "Train, test and save `dataset`'s IS classifier; returns the saved record without the weights, plus `path`."
+    """Train, test and save `dataset`'s IS classifier; returns
+    the saved record without the weights, plus `path`."""
     make, recipe, epochs, path = _train_target(dataset, root, out, epochs, seed)
-    data = load_dataset(dataset, root=root)      # missing files: FileNotFoundError before anything is written
-    try: path.parent.mkdir(parents=True, exist_ok=True)   # an unwritable place fails now, not after training
+    # missing files: FileNotFoundError before anything is written
+    data = load_dataset(dataset, root=root)
+    try:
+        # an unwritable place fails now, not after training
+        path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError(f"cannot create the folder of out={str(path)!r} ({e}): choose another out or root") from e
+        raise ConfigError(f"cannot create the folder of out={str(path)!r} ({e}): choose another "
+                          "out or root") from e
     dev = resolve_device(device)
     torch.manual_seed(seed)
     if dev.type == 'cuda': torch.cuda.manual_seed(seed)
@@ -222,15 +254,18 @@ def train_classifier(dataset:str='mnist5k', # one of DATASETS
               desc=f'{dataset} {make.__name__}') as bar:
         for epoch in range(epochs):
             s = _train_epoch(model, data, opt, recipe['batch_size'], order, aug, bar, epoch)
-            history.append(dict(epoch=epoch + 1, loss=s[0], train_accuracy=s[1], lr=opt.param_groups[0]['lr']))
+            history.append(dict(epoch=epoch + 1, loss=s[0], train_accuracy=s[1],
+                                lr=opt.param_groups[0]['lr']))
             sched.step()
             bar.set_postfix(epoch=epoch + 1, loss=f'{s[0]:.3f}', acc=f'{s[1]:.3f}')
     seconds = time.perf_counter() - t0
     cm = confusion_matrix(model, data, 'test', device=dev)
-    record = dict(arch=make.__name__, dataset=dataset, test_accuracy=accuracy(cm), confusion=cm, epochs=epochs,
-                  seed=seed, n_train=len(data.train_y), n_test=len(data.test_y), recipe=dict(recipe, epochs=epochs),
-                  history=history, train_seconds=seconds)
-    save_torch(path, dict(record, state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()}))
+    record = dict(arch=make.__name__, dataset=dataset, test_accuracy=accuracy(cm), confusion=cm,
+                  epochs=epochs, seed=seed, n_train=len(data.train_y), n_test=len(data.test_y),
+                  recipe=dict(recipe, epochs=epochs), history=history, train_seconds=seconds)
+    save_torch(path,
+               dict(record,
+                    state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()}))
     return dict(record, path=str(path))
 
 # %% ../nbs/10_classifiers.ipynb #c8837bee
@@ -245,23 +280,31 @@ def _how(dataset) -> str:
 def _checked_record(path:Path, # a classifier file
                     want,      # the dataset it must be for; None = any
                    ) -> dict:
-    "The record in classifier file `path`; a ValueError unless it says what it classifies and how well."
+    """The record in classifier file `path`; a ValueError
+    unless it says what it classifies and how well."""
     try: ck = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path} is not a readable classifier file ({type(e).__name__}: {e}): {_how(want)}") from e
+        raise ValueError(f"{path} is not a readable classifier file ({type(e).__name__}: {e}): "
+                         f"{_how(want)}") from e
     if not isinstance(ck, dict):
-        raise ValueError(f"{path} holds a {type(ck).__name__}, not a classifier record: {_how(want)}")
+        raise ValueError(f"{path} holds a {type(ck).__name__}, not a classifier record: "
+                         f"{_how(want)}")
     ds = ck.get('dataset')
     missing = [k for k in ('state_dict', 'arch', 'dataset', 'test_accuracy') if ck.get(k) is None]
-    if missing: raise ValueError(f"{path} records no {', '.join(missing)}: it is not a verified classifier (weights "
-                                 f"without a measured test accuracy are refused); {_how(want or ds)}")
+    if missing:
+        raise ValueError(f"{path} records no {', '.join(missing)}: it is not a verified classifier "
+                         "(weights without a measured test accuracy are refused); "
+                         f"{_how(want or ds)}")
     acc = ck['test_accuracy']
     if isinstance(acc, bool) or not isinstance(acc, (int, float)) or not 0 <= acc <= 1:
-        raise ValueError(f"{path} records test_accuracy={acc!r}, not a fraction in [0, 1]: {_how(want or ds)}")
+        raise ValueError(f"{path} records test_accuracy={acc!r}, not a fraction in [0, 1]: "
+                         f"{_how(want or ds)}")
     if want is not None and ds != want:
-        raise ValueError(f"{path} holds a classifier for dataset {ds!r}, not {want!r}: {_how(want)}")
+        raise ValueError(f"{path} holds a classifier for dataset {ds!r}, not {want!r}: "
+                         f"{_how(want)}")
     if ck['arch'] not in CLASSIFIER_ARCHS:
-        raise ValueError(f"{path} records arch={ck['arch']!r}, none of {tuple(CLASSIFIER_ARCHS)}: {_how(want or ds)}")
+        raise ValueError(f"{path} records arch={ck['arch']!r}, none of {tuple(CLASSIFIER_ARCHS)}: "
+                         f"{_how(want or ds)}")
     return ck
 
 # %% ../nbs/10_classifiers.ipynb #4a8135aa
@@ -269,7 +312,8 @@ def load_classifier(path_or_dataset,  # a classifier file, or a dataset name for
                     device='cpu',     # where the model goes
                     root=None,        # data folder for a dataset name; None = default_root()
                    ) -> nn.Module:
-    "An IS classifier saved by `train_classifier`, in eval mode and frozen, with its record's facts as attributes."
+    """An IS classifier saved by `train_classifier`, in eval
+    mode and frozen, with its record's facts as attributes."""
     by_name = isinstance(path_or_dataset, str) and path_or_dataset in CLASSIFIERS
     path = classifier_path(path_or_dataset, root) if by_name else Path(path_or_dataset).expanduser()
     want = path_or_dataset if by_name else None
@@ -278,8 +322,8 @@ def load_classifier(path_or_dataset,  # a classifier file, or a dataset name for
     model = CLASSIFIER_ARCHS[ck['arch']]()
     try: model.load_state_dict(ck['state_dict'])
     except (RuntimeError, TypeError, AttributeError) as e:
-        raise ValueError(f"{path}: its weights do not fit arch={ck['arch']!r} ({type(e).__name__}: {str(e)[:300]}): "
-                         f"{_how(want or ck['dataset'])}") from e
+        raise ValueError(f"{path}: its weights do not fit arch={ck['arch']!r} ({type(e).__name__}: "
+                         f"{str(e)[:300]}): {_how(want or ck['dataset'])}") from e
     model.requires_grad_(False)
     model.test_accuracy, model.dataset = float(ck['test_accuracy']), ck['dataset']
     model.arch, model.path = ck['arch'], str(path)

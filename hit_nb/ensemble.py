@@ -17,9 +17,9 @@ from .config import IDENTITY, make_config
 from .runs import check_writable, load_checkpoint, run_lock
 from .tensorboard import open_log
 from .rate_control import RateController
-from .train import (CHECKPOINT_KEYS, RunDiverged, RunState, _check_batch_size, _existing, _finite, _record,
-                          checkpoint, diverged, finish, restore, running_metrics, train_step, tune_malloc,
-                          warmup_factor)
+from .train import (CHECKPOINT_KEYS, RunDiverged, RunState, _check_batch_size, _existing,
+                          _finite, _record, checkpoint, diverged, finish, restore, running_metrics,
+                          train_step, tune_malloc, warmup_factor)
 
 # %% auto #0
 __all__ = ['MEMBER_KEYS', 'SHARED_KEYS', 'NEXT', 'member_configs', 'stack_controllers', 'Ensemble', 'ensemble_epoch',
@@ -27,29 +27,35 @@ __all__ = ['MEMBER_KEYS', 'SHARED_KEYS', 'NEXT', 'member_configs', 'stack_contro
 
 # %% ../nbs/09a_ensemble.ipynb #0b4c3dc5
 MEMBER_KEYS = ('betas', 'targets')   # what the members of an ensemble may differ in
-SHARED_KEYS = tuple(k for k in IDENTITY if k not in MEMBER_KEYS) + ('device', 'root', 'threads')   # what they share
+# what they share
+SHARED_KEYS = tuple(k for k in IDENTITY if k not in MEMBER_KEYS) + ('device', 'root', 'threads')
 
 def member_configs(points:list, # the members: dicts of `train`'s parameters (make_config), one per grid point
                   ) -> list:
-    "The configurations of `points`; ConfigError naming the keys unless they can train as one ensemble."
+    """The configurations of `points`; ConfigError naming
+    the keys unless they can train as one ensemble."""
     if not points: raise ConfigError("points=[]: an ensemble needs at least one point")
     cfgs = [make_config(**p) for p in points]
     c0 = cfgs[0]
     if any(c['atlas'] for c in cfgs):
-        raise ConfigError("atlas=True: an atlas is one model for a whole box of betas and trains alone; train it "
-                          "with train / hit_train / nbs/train.ipynb, not in an ensemble")
+        raise ConfigError("atlas=True: an atlas is one model for a whole box of betas and trains "
+                          "alone; train it with train / hit_train / nbs/train.ipynb, not in an "
+                          "ensemble")
     for c in cfgs[1:]:
         if (c['targets'] is None) != (c0['targets'] is None):
-            raise ConfigError(f"points {c0['out_dir']} and {c['out_dir']}: one has rate targets, the other fixed "
-                              "betas; put the rate-targeted points in an ensemble of their own")
+            raise ConfigError(f"points {c0['out_dir']} and {c['out_dir']}: one has rate targets, "
+                              "the other fixed betas; put the rate-targeted points in an ensemble "
+                              "of their own")
         if diff := [k for k in SHARED_KEYS if c.get(k) != c0.get(k)]:
             raise ConfigError(f"points {c0['out_dir']} and {c['out_dir']} differ in "
                               + ', '.join(f"{k} ({c0.get(k)!r} vs {c.get(k)!r})" for k in diff)
-                              + f": the members of an ensemble may differ only in {' and '.join(MEMBER_KEYS)}; "
-                              "train the others in an ensemble of their own")
+                              + ": the members of an ensemble may differ only in "
+                                f"{' and '.join(MEMBER_KEYS)}; train the others in an ensemble of "
+                                "their own")
     dirs = [str(Path(c['out_dir']).absolute()) for c in cfgs]
     if dup := next((d for d in dirs if dirs.count(d) > 1), None):
-        raise ConfigError(f"out_dir={dup!r} is given to two members: every member needs its own run directory")
+        raise ConfigError(f"out_dir={dup!r} is given to two members: every member needs its own "
+                          "run directory")
     return cfgs
 
 # %% ../nbs/09a_ensemble.ipynb #70a2072b
@@ -57,24 +63,30 @@ def stack_controllers(ctrls:list, # one RateController per member, all with the 
                      ) -> RateController:
     "One RateController holding the members' stacked (K, L) state; `update` takes (K, L) rates."
     c = copy.copy(ctrls[0])
-    for k in ('mask', 'targets', 'log_betas', 'avg'): setattr(c, k, torch.stack([getattr(m, k) for m in ctrls]))
+    for k in ('mask', 'targets', 'log_betas', 'avg'):
+        setattr(c, k, torch.stack([getattr(m, k) for m in ctrls]))
     return c
 
 # %% ../nbs/09a_ensemble.ipynb #2aab5e79
 class Ensemble:
-    "K runs that differ only in their betas (or targets) as one vmapped program: stacked weights, Adam and controllers."
+    """K runs that differ only in their betas (or targets) as one
+    vmapped program: stacked weights, Adam and controllers."""
     def __init__(self, states:list):   # the members' RunStates (restore), all at the same epoch and RNG states
         self.states, dev = states, states[0].dev
         models = [st.model for st in states]
         self.params, self.buffers = stack_module_state(models)
-        self.base = copy.deepcopy(models[0]).to('meta')      # the architecture only; functional_call brings weights
+        # the architecture only; functional_call brings weights
+        self.base = copy.deepcopy(models[0]).to('meta')
         self.opt = torch.optim.Adam(self.params.values(), lr=states[0].cfg['lr'])
         self._load_adam([st.opt for st in states])
-        dtype = next(iter(self.params.values())).dtype                 # betas in the weights' precision, as a run's
+        # betas in the weights' precision, as a run's
+        dtype = next(iter(self.params.values())).dtype
         self.betas = torch.tensor([st.cfg['betas'] for st in states], dtype=dtype, device=dev)
-        self.ctrl = stack_controllers([st.ctrl for st in states]) if states[0].ctrl is not None else None
+        self.ctrl = (stack_controllers([st.ctrl for st in states]) if states[0].ctrl is not None
+                     else None)
         self.alive = torch.ones(len(states), dtype=torch.bool, device=dev)
-        self.frozen = []                                                    # the members taken out, as indices
+        # the members taken out, as indices
+        self.frozen = []
         self._loss = vmap(self._member_loss, in_dims=(0, 0, 0, None, None), randomness='same')
 
     def __len__(self): return len(self.states)
@@ -85,12 +97,13 @@ class Ensemble:
         if not sds[0]: return
         for i, p in enumerate(self.params.values()):
             self.opt.state[p] = {'step': sds[0][i]['step'].clone(),
-                                 **{k: torch.stack([sd[i][k] for sd in sds]).to(p) for k in ('exp_avg', 'exp_avg_sq')}}
+                                 **{k: torch.stack([sd[i][k] for sd in sds]).to(p)
+                                    for k in ('exp_avg', 'exp_avg_sq')}}
 
     def _member_loss(self, params, buffers, betas, x, kl_weight):
         "Eq. 8 of one member (under vmap): its weights, its betas, the shared batch."
-        ls = hit_loss(x, functional_call(self.base, (params, buffers), (x,)), betas, self.base.likelihood,
-                      buffers.get('sigma_x'), kl_weight)
+        ls = hit_loss(x, functional_call(self.base, (params, buffers), (x,)), betas,
+                      self.base.likelihood, buffers.get('sigma_x'), kl_weight)
         return ls['loss'], ls['distortion'], ls['rates']
 
     @property
@@ -103,10 +116,12 @@ from fastcore.basics import patch
 
 @patch
 def step(self:Ensemble, x, kl_weight:float=1.) -> dict:
-    "One Adam step of every member on the batch `x`: dict(loss=(K,), distortion=(K, B), rates=(K, B, L))."
+    """One Adam step of every member on the batch `x`:
+    dict(loss=(K,), distortion=(K, B), rates=(K, B, L))."""
     loss, dist, rates = self._loss(self.params, self.buffers, self.member_betas, x, kl_weight)
     self.opt.zero_grad(set_to_none=True)
-    torch.where(self.alive, loss, torch.zeros_like(loss)).sum().backward()   # a sum: each member's Adam is its own
+    # a sum: each member's Adam is its own
+    torch.where(self.alive, loss, torch.zeros_like(loss)).sum().backward()
     if self.frozen:                                                          # a Python list: no host sync per step
         for p in self.params.values(): p.grad[self.frozen] = 0
     self.opt.step()
@@ -116,7 +131,8 @@ def step(self:Ensemble, x, kl_weight:float=1.) -> dict:
 @patch
 def freeze(self:Ensemble, k:int):
     "Take member k out: zero its weights and Adam moments, and its gradients from now on."
-    self.alive[k] = False; self.frozen.append(k)
+    self.alive[k] = False
+    self.frozen.append(k)
     with torch.no_grad():
         for p in self.params.values():
             p[k] = 0
@@ -125,7 +141,8 @@ def freeze(self:Ensemble, k:int):
 
 @patch
 def sync(self:Ensemble, k:int) -> RunState:
-    "Member k's RunState, with its slice (weights, Adam state, controller) and the data order copied into it."
+    """Member k's RunState, with its slice (weights, Adam
+    state, controller) and the data order copied into it."""
     st, st0 = self.states[k], self.states[0]
     with torch.no_grad():
         for n, p in st.model.named_parameters(): p.copy_(self.params[n][k])
@@ -135,7 +152,8 @@ def sync(self:Ensemble, k:int) -> RunState:
                    for i, p in enumerate(self.params.values()) if (s := self.opt.state.get(p))}
     st.opt.load_state_dict(sd)
     if st.ctrl is not None:
-        st.ctrl.load_state_dict(dict(log_betas=self.ctrl.log_betas[k], avg=self.ctrl.avg[k], steps=self.ctrl.steps))
+        st.ctrl.load_state_dict(dict(log_betas=self.ctrl.log_betas[k], avg=self.ctrl.avg[k],
+                                     steps=self.ctrl.steps))
     if st is not st0: st.gen.set_state(st0.gen.get_state())
     return st
 
@@ -146,27 +164,34 @@ def ensemble_epoch(ens:Ensemble,       # the ensemble, on its device
                    bar=None,           # a tqdm bar: one update per step
                    epoch:int=0,        # 0-based number of this epoch
                   ) -> list:
-    "One pass of `Ensemble.step` over `batches`; every member's record of the epoch, as `train_epoch` makes it."
+    """One pass of `Ensemble.step` over `batches`; every
+    member's record of the epoch, as `train_epoch` makes it."""
     L = ens.betas.shape[1]
     sums, n = torch.zeros(len(ens), 2 + L, dtype=torch.float64, device=ens.betas.device), 0
     for x, _ in batches:
         ls = ens.step(x.contiguous(), kl_weight)
-        sums += torch.cat([ls['loss'].detach()[:, None] * len(x), ls['distortion'].detach().sum(1, keepdim=True),
+        sums += torch.cat([ls['loss'].detach()[:, None] * len(x),
+                           ls['distortion'].detach().sum(1, keepdim=True),
                            ls['rates'].detach().sum(1)], 1).double()
         n += len(x)
         if bar is not None: bar.update()
     names = rate_names(L)
-    return [_record(epoch, s, names, kl_weight, ens.sync(k).ctrl) for k, s in enumerate((sums / n).tolist())]
+    return [_record(epoch, s, names, kl_weight, ens.sync(k).ctrl) for k,
+            s in enumerate((sums / n).tolist())]
 
 # %% ../nbs/09a_ensemble.ipynb #19b3c68d
-NEXT = 'checkpoint.pt.next'   # a member's staged checkpoint; renamed to checkpoint.pt once every member has one
+# a member's staged checkpoint; renamed to checkpoint.pt once every member has one
+NEXT = 'checkpoint.pt.next'
 
 def _epoch_of(path):
     try: return int(load_torch(path)['epoch'])
-    except Exception: return None    # unreadable: a staged file cut short is undone, a committed one is refused later
+    except Exception:
+        # unreadable: a staged file cut short is undone, a committed one is refused later
+        return None
 
 def recover_staged(outs:list): # the members' run directories
-    "Complete a checkpoint commit a kill interrupted after its first rename, or undo one interrupted before it."
+    """Complete a checkpoint commit a kill interrupted after
+    its first rename, or undo one interrupted before it."""
     staged = [o for o in outs if (o/NEXT).exists()]
     if not staged: return
     committed = {_epoch_of(o/'checkpoint.pt') for o in outs if (o/'checkpoint.pt').exists()}
@@ -176,17 +201,20 @@ def recover_staged(outs:list): # the members' run directories
         else: (o/NEXT).unlink()
 
 def save_members(outs:list, states:list):
-    "Every member's checkpoint as one commit (all staged, then renamed); then its metrics.json with status 'running'."
+    """Every member's checkpoint as one commit (all staged, then
+    renamed); then its metrics.json with status 'running'."""
     for o, st in zip(outs, states): save_torch(o/NEXT, checkpoint(st))
     for o in outs: os.replace(o/NEXT, o/'checkpoint.pt')
     for o, st in zip(outs, states): write_json(o/'metrics.json', running_metrics(st))
 
 # %% ../nbs/09a_ensemble.ipynb #8f081922
 def _groups(todo) -> list:
-    "The members `todo` [(cfg, out)], grouped by where their checkpoints left them: [(cfg, out, checkpoint or None)]."
+    """The members `todo` [(cfg, out)], grouped by where their
+    checkpoints left them: [(cfg, out, checkpoint or None)]."""
     groups = {}
     for cfg, out in todo:
-        ck = load_checkpoint(out/'checkpoint.pt', cfg, CHECKPOINT_KEYS) if (out/'checkpoint.pt').exists() else None
+        ck = (load_checkpoint(out/'checkpoint.pt', cfg, CHECKPOINT_KEYS)
+              if (out/'checkpoint.pt').exists() else None)
         key = (0,) if ck is None else (ck['epoch'], ck['rng']['torch'].numpy().tobytes(),
                                        ck['rng']['data'].numpy().tobytes())
         groups.setdefault(key, []).append((cfg, out, ck))
@@ -196,24 +224,28 @@ def train_ensemble(points:list,        # the members: dicts of `train`'s paramet
                    progress:bool=True, # one progress bar for the ensemble
                    on_epoch_end=None,  # callback(epoch, records, ensemble) after each saved epoch (tests: kills, NaNs)
                   ) -> list:
-    "Train (or resume, or return) the runs of `points` as vmapped ensembles; every member's metrics.json content."
+    """Train (or resume, or return) the runs of `points` as
+    vmapped ensembles; every member's metrics.json content."""
     cfgs = member_configs(points)
     outs = [check_writable(c['out_dir']) for c in cfgs]
     res = {o: m for o, c in zip(outs, cfgs) if (m := _existing(o, c)) is not None}
     todo = [(c, o) for c, o in zip(cfgs, outs) if o not in res]
     if todo:
         for c, o in todo:
-            if (o/'checkpoint.pt').exists(): load_checkpoint(o/'checkpoint.pt', c, CHECKPOINT_KEYS)   # refuse it now
+            if (o/'checkpoint.pt').exists():
+                load_checkpoint(o/'checkpoint.pt', c, CHECKPOINT_KEYS)   # refuse it now
         data = load_dataset(cfgs[0]['dataset'], root=cfgs[0]['root'])
         _check_batch_size(cfgs[0], data)
         with ExitStack() as locks:
             for c, o in sorted(todo, key=lambda t: str(t[1])):
-                o.mkdir(parents=True, exist_ok=True); locks.enter_context(run_lock(o))
+                o.mkdir(parents=True, exist_ok=True)
+                locks.enter_context(run_lock(o))
             res.update(_train_locked(todo, data, progress, on_epoch_end))
     return [res[o] for o in outs]
 
 def _train_locked(todo, data, progress, on_epoch_end) -> dict:
-    res = {o: m for c, o in todo if (m := _existing(o, c)) is not None}    # finished while we waited for the locks
+    # finished while we waited for the locks
+    res = {o: m for c, o in todo if (m := _existing(o, c)) is not None}
     todo = [(c, o) for c, o in todo if o not in res]
     if not todo: return res
     if todo[0][0]['threads']: torch.set_num_threads(todo[0][0]['threads'])
@@ -226,35 +258,46 @@ def _train_locked(todo, data, progress, on_epoch_end) -> dict:
 def _train_group(group, data, progress, on_epoch_end) -> dict:
     "Train one group of members (same epoch and random states) to the end; {out: metrics}."
     cfgs, outs, _ = zip(*group)
-    states = [restore(c, ck, o/'checkpoint.pt') for c, o, ck in group]   # each seeds alike: one RNG state after
+    # each seeds alike: one RNG state after
+    states = [restore(c, ck, o/'checkpoint.pt') for c, o, ck in group]
     for o, c in zip(outs, cfgs):
-        for tmp in o.glob('.*.tmp'): tmp.unlink()                         # debris of a write killed mid-way
+        for tmp in o.glob('.*.tmp'):
+            tmp.unlink()                         # debris of a write killed mid-way
         write_json(o/'config.json', c)
     ens, cfg, res, st0 = Ensemble(states), cfgs[0], {}, states[0]
-    logs = [open_log(o, c, st.history) for o, c, st in zip(outs, cfgs, states)]   # each member's own (08a)
+    # each member's own (08a)
+    logs = [open_log(o, c, st.history) for o, c, st in zip(outs, cfgs, states)]
     steps = data.n_batches('train', cfg['batch_size'])
-    with tqdm(total=cfg['epochs'] * steps, initial=st0.epoch * steps, disable=not progress, mininterval=1.,
-              dynamic_ncols=True, desc=f"{cfg['dataset']} {cfg['model']} ensemble of {len(ens)}") as bar:
+    with tqdm(total=cfg['epochs'] * steps, initial=st0.epoch * steps, disable=not progress,
+              mininterval=1., dynamic_ncols=True,
+              desc=f"{cfg['dataset']} {cfg['model']} ensemble of {len(ens)}") as bar:
         for epoch in range(st0.epoch, cfg['epochs']):
             t0, t = time.perf_counter(), warmup_factor(epoch, cfg['warmup_epochs'])
-            batches = data.batches('train', cfg['batch_size'], shuffle=True, generator=st0.gen, device=st0.dev)
+            batches = data.batches('train', cfg['batch_size'], shuffle=True, generator=st0.gen,
+                                   device=st0.dev)
             alive = ens.alive.tolist()
             recs = ensemble_epoch(ens, batches, t, bar, epoch)
             share, live = (time.perf_counter() - t0) / sum(alive), []
             for k, (st, o, rec) in enumerate(zip(states, outs, recs)):
                 if not alive[k]: continue
                 if not _finite(rec):
-                    try: diverged(o, st)                            # metrics.json as a single run writes it
+                    try:
+                        # metrics.json as a single run writes it
+                        diverged(o, st)
                     except RunDiverged as e:
                         if progress: bar.write(str(e))
-                    res[o] = read_json(o/'metrics.json'); ens.freeze(k)
+                    res[o] = read_json(o/'metrics.json')
+                    ens.freeze(k)
                     continue
                 st.epoch, st.seconds = epoch + 1, st.seconds + share
-                st.history.append(rec); live.append(k)
+                st.history.append(rec)
+                live.append(k)
             if not live: break
             save_members([outs[k] for k in live], [states[k] for k in live])
             for k in live:                                          # states[k] holds member k's weights (sync)
-                if logs[k] is not None: logs[k].epoch(recs[k]); logs[k].images(states[k].model, data, epoch + 1)
+                if logs[k] is not None:
+                    logs[k].epoch(recs[k])
+                    logs[k].images(states[k].model, data, epoch + 1)
             if on_epoch_end is not None: on_epoch_end(epoch, recs, ens)
     for k, o in enumerate(outs):
         if ens.alive[k]: res[o] = finish(o, ens.sync(k), data, logs[k])
@@ -268,7 +311,8 @@ def ensemble_capacity(free:int,            # bytes free on the device
                       headroom:float=0.75, # the share of the free memory they may fill (the rest: evaluations, slack)
                       cap:int=256,         # never more members than this
                      ) -> int:
-    "The most members K with base + K * per_member <= headroom * free / runs_per_gpu; at least 1, at most `cap`."
+    """The most members K with base + K * per_member <= headroom
+    * free / runs_per_gpu; at least 1, at most `cap`."""
     return max(1, min(cap, math.floor((headroom * free / runs_per_gpu - base) / per_member)))
 
 # %% ../nbs/09a_ensemble.ipynb #8af0837c
@@ -277,21 +321,30 @@ def ensemble_memory(point:dict,    # a sweep point (train's parameters): its mod
                     data=None,     # its dataset (an ImageData; None: load_dataset of the point's)
                     steps:int=2,   # training steps per size (Adam's moments exist from the first)
                    ) -> tuple:
-    "(free, base, per_member) bytes on `device`, from the peak memory of `steps` steps of ensembles of 1 and 2."
+    """(free, base, per_member) bytes on `device`, from the
+    peak memory of `steps` steps of ensembles of 1 and 2."""
     dev = torch.device(device)
-    if dev.type != 'cuda': raise ConfigError(f"device={device!r}: an ensemble's memory is measured on a CUDA device")
+    if dev.type != 'cuda':
+        raise ConfigError(f"device={device!r}: an ensemble's memory is measured on a CUDA device")
     cfg = make_config(**dict(point, device=str(dev)))
     data = data if data is not None else load_dataset(cfg['dataset'], root=cfg['root'])
-    torch.cuda.empty_cache(); start, peaks = torch.cuda.memory_allocated(dev), []
+    torch.cuda.empty_cache()
+    start, peaks = torch.cuda.memory_allocated(dev), []
     with tempfile.TemporaryDirectory() as tmp:
         for k in (1, 2):
             torch.cuda.reset_peak_memory_stats(dev)
-            cfgs = [make_config(**dict(point, device=str(dev), out_dir=f'{tmp}/{i}')) for i in range(k)]
+            cfgs = [make_config(**dict(point, device=str(dev), out_dir=f'{tmp}/{i}'))
+                    for i in range(k)]
             ens = Ensemble([restore(c) for c in cfgs])
-            for _, (x, _) in zip(range(steps), data.batches('train', cfg['batch_size'], device=dev)): ens.step(x)
-            torch.cuda.synchronize(dev); peaks.append(torch.cuda.max_memory_allocated(dev) - start)
-            del ens, x; torch.cuda.empty_cache()
-    data._cache.clear(); torch.cuda.empty_cache()
+            for _, (x, _) in zip(range(steps),
+                                 data.batches('train', cfg['batch_size'], device=dev)):
+                ens.step(x)
+            torch.cuda.synchronize(dev)
+            peaks.append(torch.cuda.max_memory_allocated(dev) - start)
+            del ens, x
+            torch.cuda.empty_cache()
+    data._cache.clear()
+    torch.cuda.empty_cache()
     per = max(peaks[1] - peaks[0], 1)
     return torch.cuda.mem_get_info(dev)[0], max(peaks[0] - per, 0), per
 
@@ -301,6 +354,8 @@ def auto_ensemble(points:list,           # the points to train (of one sweep: th
                   runs_per_gpu:int=1,    # of them on one GPU
                   memory=ensemble_memory,# point -> (free, base, per_member) bytes on this process's GPU
                  ) -> int:
-    "Members per ensemble: as many as fit in the free memory, and no more than gives every slot a group of `points`."
+    """Members per ensemble: as many as fit in the free memory,
+    and no more than gives every slot a group of `points`."""
     if len(points) < 2: return 1
-    return min(ensemble_capacity(*memory(points[0]), runs_per_gpu), math.ceil(len(points) / n_slots))
+    return min(ensemble_capacity(*memory(points[0]), runs_per_gpu),
+               math.ceil(len(points) / n_slots))

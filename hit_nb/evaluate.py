@@ -30,14 +30,16 @@ def posterior_table(model,               # a trained two-layer (or deeper) HVAE
                     batch_size:int=1000, # evaluation batch size
                     seed:int=0,          # seed of the z2 samples that condition q(z1|z2, x)
                    ) -> dict:
-    "mu2, std2 (top layer), mu1, std1 (bottom layer, flattened) of each image of `split` in its fixed order; labels."
+    """mu2, std2 (top layer), mu1, std1 (bottom layer, flattened)
+    of each image of `split` in its fixed order; labels."""
     model.eval()
     dev = model.device
     gen = torch.Generator(device=dev).manual_seed(seed)
     cols = {k: [] for k in ('mu2', 'std2', 'mu1', 'std1', 'y')}
     for x, y in data.batches(split, batch_size, shuffle=False, device=dev):
         q = model.posterior(x, generator=gen)
-        for k, t in zip(('mu2', 'std2', 'mu1', 'std1'), (*q[0], *q[-1])): cols[k].append(t.flatten(1).double().cpu())
+        for k, t in zip(('mu2', 'std2', 'mu1', 'std1'), (*q[0], *q[-1])):
+            cols[k].append(t.flatten(1).double().cpu())
         cols['y'].append(y.cpu())
     return {k: torch.cat(v) for k, v in cols.items()}
 
@@ -48,17 +50,20 @@ def bound_metrics(mi_z2:float,     # I_q(y; z2) in nats
                  ) -> dict:
     "acc_bound_z2 = f^-1(I_q(y;z2)), acc_bound_rate_z2 = f^-1(R(z2)) and the label entropy H[p(y)]."
     h = np.asarray(label_hist, dtype=float)
-    return dict(acc_bound_z2=float(meyen_f_inv(mi_z2, h)), acc_bound_rate_z2=float(meyen_f_inv(rate_z2, h)),
+    return dict(acc_bound_z2=float(meyen_f_inv(mi_z2, h)),
+                acc_bound_rate_z2=float(meyen_f_inv(rate_z2, h)),
                 label_entropy=float(label_entropy(h)))
 
 # %% ../nbs/15_evaluate.ipynb #64af9343
 def _classifier(classifier, dataset:str, root, dev):
-    "The IS classifier of `dataset` from file `classifier` (None: its default file under `root`), checked."
+    """The IS classifier of `dataset` from file `classifier`
+    (None: its default file under `root`), checked."""
     path = Path(classifier) if classifier is not None else classifier_path(dataset, root)
     clf = load_classifier(path, device=dev)
     if clf.dataset != dataset:
-        raise ConfigError(f"classifier {path} was trained on {clf.dataset!r} but the run is on {dataset!r}: "
-                          f"train one with papermill nbs/train_classifier.ipynb out.ipynb -p dataset {dataset}")
+        raise ConfigError(f"classifier {path} was trained on {clf.dataset!r} but the run is on "
+                          f"{dataset!r}: train one with papermill nbs/train_classifier.ipynb "
+                          f"out.ipynb -p dataset {dataset}")
     return clf
 
 # %% ../nbs/15_evaluate.ipynb #1737e452
@@ -69,11 +74,16 @@ def _stages(model, data, clf, n_samples, n_splits, seed, probes, standardize, pr
     bar = tqdm(total=len(STAGES), disable=not progress, desc='evaluate')
     def stage(i): bar.set_postfix_str(STAGES[i], refresh=True)
     res = {}
-    stage(0); res.update(rd_metrics(model, data, 'test', seed=seed)); bar.update()
-    stage(1); post = posterior_table(model, data, 'test', seed=seed); bar.update()
+    stage(0)
+    res.update(rd_metrics(model, data, 'test', seed=seed))
+    bar.update()
+    stage(1)
+    post = posterior_table(model, data, 'test', seed=seed)
+    bar.update()
     y = post['y']
     stage(2)
-    mi = dict(n_classes=data.n_classes, seed=seed, device=model.device)     # on the run's device: O(N^2) work
+    # on the run's device: O(N^2) work
+    mi = dict(n_classes=data.n_classes, seed=seed, device=model.device)
     res['mi_z2'] = mi_q(post['mu2'], post['std2'], y, **mi)
     res['mi_z1'] = mi_q_z1(post['mu1'], post['std1'], y, **mi)
     bar.update()
@@ -84,12 +94,14 @@ def _stages(model, data, clf, n_samples, n_splits, seed, probes, standardize, pr
     stage(4)
     probs = classify_samples(model.sample, clf, n_samples=n_samples, device=model.device, seed=seed)
     res.update(inception_score(probs, n_splits=n_splits))
-    bar.update(); bar.close()
+    bar.update()
+    bar.close()
     res.update(bound_metrics(res['mi_z2'], res['rate_z2'], data.label_hist('test').numpy()))
     return res
 
 # %% ../nbs/15_evaluate.ipynb #3e57931c
-EVAL_KEYS = ('eval_n_samples', 'eval_n_splits', 'eval_seed', 'eval_probes', 'eval_standardize', 'classifier')
+EVAL_KEYS = ('eval_n_samples', 'eval_n_splits', 'eval_seed', 'eval_probes', 'eval_standardize',
+             'classifier')
 
 def eval_settings(n_samples:int=10_000,   # samples for the IS
                   n_splits:int=5,         # IS splits (they must divide n_samples)
@@ -98,17 +110,19 @@ def eval_settings(n_samples:int=10_000,   # samples for the IS
                   standardize:bool=False, # standardise probe features
                   classifier=None,        # the classifier file (None: not known yet, the dataset's default)
                  ) -> dict:
-    "The settings that change an evaluation's numbers, checked, under the keys metrics.json records them by."
+    """The settings that change an evaluation's numbers,
+    checked, under the keys metrics.json records them by."""
     n_splits = _integer('n_splits', n_splits, 1)
     n_samples = _integer('n_samples', n_samples, 2 * n_splits)
     if n_samples % n_splits:
-        raise ConfigError(f"n_samples={n_samples}: the {n_splits} IS splits must divide it; use a multiple of "
-                          f"{n_splits}, e.g. {n_samples - n_samples % n_splits}")
+        raise ConfigError(f"n_samples={n_samples}: the {n_splits} IS splits must divide it; use a "
+                          f"multiple of {n_splits}, e.g. {n_samples - n_samples % n_splits}")
     seed = _integer('seed', seed, *SEED_RANGE)
     probes = (probes,) if isinstance(probes, str) else tuple(probes)
     if not probes or any(p not in PROBES for p in probes):
         raise ConfigError(f"probes={probes!r}: use some of {', '.join(PROBES)}")
-    if not isinstance(standardize, bool): raise ConfigError(f"standardize={standardize!r}: must be True or False")
+    if not isinstance(standardize, bool):
+        raise ConfigError(f"standardize={standardize!r}: must be True or False")
     clf = None if classifier is None else str(Path(classifier).expanduser().absolute())
     return dict(zip(EVAL_KEYS, (n_samples, n_splits, seed, ','.join(probes), standardize, clf)))
 
@@ -126,12 +140,16 @@ def evaluate_run(run_dir,                 # a DONE run directory (09_train)
                  progress:bool=True,      # progress bar over the stages
                  write:bool=True,         # add the results to run_dir/metrics.json
                 ) -> dict:
-    "Every metric and bound of the paper for one run; returns (and writes) the updated metrics.json content."
-    run, settings = Path(run_dir), eval_settings(n_samples, n_splits, seed, probes, standardize, classifier)
-    dev = resolve_device(device)                           # 'mps', 'cuda' without a GPU, ...: refused now
+    """Every metric and bound of the paper for one run;
+    returns (and writes) the updated metrics.json content."""
+    run, settings = Path(run_dir), eval_settings(n_samples, n_splits, seed, probes, standardize,
+                                                 classifier)
+    # 'mps', 'cuda' without a GPU, ...: refused now
+    dev = resolve_device(device)
     if not (run/'DONE').exists():
-        raise ConfigError(f"run_dir={str(run_dir)!r} is not a finished run (no DONE file): train it first, e.g. "
-                          f"papermill nbs/train.ipynb out.ipynb -p out_dir {run_dir}")
+        raise ConfigError(f"run_dir={str(run_dir)!r} is not a finished run (no DONE file): train "
+                          "it first, e.g. papermill nbs/train.ipynb out.ipynb -p out_dir "
+                          f"{run_dir}")
     with run_lock(run):
         model, cfg = load_run(run, device=dev)
         metrics = done_metrics(run)
@@ -139,10 +157,13 @@ def evaluate_run(run_dir,                 # a DONE run directory (09_train)
         path = Path(classifier) if classifier is not None else classifier_path(cfg['dataset'], root)
         clf = _classifier(path, cfg['dataset'], root, dev)
         data = load_dataset(cfg['dataset'], root=root)
-        metrics.update(_stages(model, data, clf, n_samples, n_splits, seed, probes, standardize, progress),
+        metrics.update(_stages(model, data, clf, n_samples, n_splits, seed, probes, standardize,
+                               progress),
                        classifier_accuracy=float(clf.test_accuracy),
-                       **dict(settings, classifier=str(path.expanduser().absolute())), evaluated=True)
+                       **dict(settings, classifier=str(path.expanduser().absolute())),
+                       evaluated=True)
         if write:
             write_json(run/'metrics.json', metrics)
-            if cfg.get('tensorboard', True): write_summary(run, metrics, cfg)   # the log gains the evaluation (08a)
+            if cfg.get('tensorboard', True):
+                write_summary(run, metrics, cfg)   # the log gains the evaluation (08a)
         return metrics

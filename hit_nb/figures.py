@@ -22,20 +22,25 @@ def pick_runs(df:pd.DataFrame, # results table
               picks=None,      # [(beta2, beta1), ...]; None: the optima of `specs`
               specs=OPTIMA,    # (metric, marker, label) of the default picks
              ) -> list:
-    "[(row, marker, label)] of the runs to show: the finished run at each (beta2, beta1) of `picks`, or the optima."
+    """[(row, marker, label)] of the runs to show: the finished
+    run at each (beta2, beta1) of `picks`, or the optima."""
     if picks is None: return optima(df, specs)
     out, markers = [], 'os^Dpv<>'
     b2s, b1s = df['beta2'].to_numpy(dtype=float), df['beta1'].to_numpy(dtype=float)
     for i, pk in enumerate(picks):
         try: b2, b1 = map(float, pk)
         except (TypeError, ValueError):
-            raise ValueError(f"picks[{i}]={pk!r}: give (beta2, beta1) pairs, e.g. [[0.1, 10], [1, 1]]") from None
-        d = np.hypot(np.log(b2s / b2), np.log(b1s / b1)) if b2 > 0 and b1 > 0 else np.full(len(df), np.inf)
+            raise ValueError(f"picks[{i}]={pk!r}: give (beta2, beta1) pairs, e.g. [[0.1, 10], [1, "
+                             "1]]") from None
+        d = (np.hypot(np.log(b2s / b2), np.log(b1s / b1)) if b2 > 0 and b1 > 0
+             else np.full(len(df), np.inf))
         if not len(d) or d.min() > 1e-3:
-            raise ValueError(f"picks[{i}]: no finished run at beta2={b2:g}, beta1={b1:g}; finished runs have beta2 in "
-                             f"{sorted(set(np.round(b2s, 6)))} and beta1 in {sorted(set(np.round(b1s, 6)))}")
+            raise ValueError(f"picks[{i}]: no finished run at beta2={b2:g}, beta1={b1:g}; finished "
+                             f"runs have beta2 in {sorted(set(np.round(b2s, 6)))} and beta1 in "
+                             f"{sorted(set(np.round(b1s, 6)))}")
         row = df.iloc[int(d.argmin())]
-        out.append((row, markers[i % len(markers)], f"β$_2$={row['beta2']:.3g}, β$_1$={row['beta1']:.3g}"))
+        out.append((row, markers[i % len(markers)], f"β$_2$={row['beta2']:.3g}, "
+                                                    f"β$_1$={row['beta1']:.3g}"))
     return out
 
 # %% ../nbs/21_figures.ipynb #68e82f4b
@@ -47,10 +52,12 @@ def save_figure(fig,                # matplotlib figure
                 show:bool=False,    # close the figure and display the saved PNG instead (one rendering less)
                ) -> list:
     "Write `fig` as <outdir>/<stem>.png and .pdf atomically; returns the paths."
-    out = Path(outdir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in formats:
-        buf = io.BytesIO(); fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches='tight')
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches='tight')
         paths.append(atomic_write(out / f'{stem}.{fmt}', buf.getvalue()))
     if show:
         from IPython.display import Image, display
@@ -65,12 +72,15 @@ FIGURE_NOTEBOOKS = ('fig1_landscape', 'fig3_rate_distortion', 'fig4_samples', 'f
 
 # %% ../nbs/21_figures.ipynb #a9154572
 def _figure_jobs(notebooks, results, outdir, prefix, dataset, model, targets, atlas=None) -> dict:
-    "{notebook name: its parameters}: the figure notebooks on `results`; rate_targets, atlas_vs_grid if given."
-    jobs = {n: dict(results=str(results), outdir=str(outdir), prefix=prefix, dataset=dataset, model=model)
+    """{notebook name: its parameters}: the figure notebooks
+    on `results`; rate_targets, atlas_vs_grid if given."""
+    jobs = {n: dict(results=str(results), outdir=str(outdir), prefix=prefix, dataset=dataset,
+                    model=model)
             for n in notebooks}
     for name, table in (('rate_targets', targets), ('atlas_vs_grid', atlas)):
         if table is not None:
-            jobs[name] = dict(results=str(table), grid_results=str(results), outdir=str(outdir), prefix=prefix)
+            jobs[name] = dict(results=str(table), grid_results=str(results), outdir=str(outdir),
+                              prefix=prefix)
     return jobs
 
 def _failure(r:dict, timeout:float) -> str|None:
@@ -91,17 +101,23 @@ def render_all(results,              # path of the results table
                atlas=None,           # results table of an atlas's points: also render atlas_vs_grid.ipynb
                fresh:bool=False,     # each notebook in a papermill process of its own (False: kept kernels)
               ) -> dict:
-    "Execute every figure notebook; {name: executed notebook}; raises, naming each failure, after trying all."
-    nb_dir = Path(nb_dir) if nb_dir is not None else Path(__file__).resolve().parents[1] / 'nbs' / 'figures'
+    """Execute every figure notebook; {name: executed notebook};
+    raises, naming each failure, after trying all."""
+    nb_dir = (Path(nb_dir) if nb_dir is not None
+              else Path(__file__).resolve().parents[1] / 'nbs' / 'figures')
     if not nb_dir.is_dir():
-        raise FileNotFoundError(f"no figure notebooks in {nb_dir}: pass nb_dir=<the repository's nbs/figures>")
+        raise FileNotFoundError(f"no figure notebooks in {nb_dir}: pass nb_dir=<the repository's "
+                                "nbs/figures>")
     results, outdir = Path(results).resolve(), Path(outdir).resolve()
-    load_results(results, dataset=dataset, model=model)          # fail now, clearly, not once per notebook
+    # fail now, clearly, not once per notebook
+    load_results(results, dataset=dataset, model=model)
     if targets is not None and not Path(targets).is_file():
-        raise FileNotFoundError(f"targets={str(targets)!r} not found: give the results.csv of a target sweep, or None")
+        raise FileNotFoundError(f"targets={str(targets)!r} not found: give the results.csv of a "
+                                "target sweep, or None")
     if atlas is not None and not Path(atlas).is_file():
-        raise FileNotFoundError(f"atlas={str(atlas)!r} not found: give <atlas run>/points/results.csv (evaluate.ipynb "
-                                f"on an atlas run writes it), or None")
+        raise FileNotFoundError(f"atlas={str(atlas)!r} not found: give <atlas "
+                                "run>/points/results.csv (evaluate.ipynb on an atlas run writes "
+                                "it), or None")
     targets, atlas = (None if t is None else Path(t).resolve() for t in (targets, atlas))
     jobs = _figure_jobs(notebooks, results, outdir, prefix, dataset, model, targets, atlas)
     missing = [n for n in jobs if not (nb_dir / f'{n}.ipynb').is_file()]
@@ -110,10 +126,13 @@ def render_all(results,              # path of the results table
     (outdir / 'notebooks').mkdir(parents=True, exist_ok=True)
     def run(name):
         out = outdir / 'notebooks' / f'{prefix}{name}.ipynb'
-        r = execute_notebook(nb_dir/f'{name}.ipynb', out, jobs[name], deadline=time.monotonic() + timeout, fresh=fresh)
+        r = execute_notebook(nb_dir/f'{name}.ipynb', out, jobs[name],
+                             deadline=time.monotonic() + timeout, fresh=fresh)
         return name, out, _failure(r, timeout)
     with ThreadPoolExecutor(max(1, workers)) as ex: done = list(ex.map(run, jobs))
     failed = {n: err for n, _, err in done if err}
-    if failed: raise RuntimeError(f"{len(failed)} figure notebook(s) failed (executed copies in {outdir/'notebooks'}): "
-                                  + '; '.join(f'{k}: {v}' for k, v in failed.items()))
+    if failed:
+        raise RuntimeError(f"{len(failed)} figure notebook(s) failed (executed copies in "
+                           f"{outdir/'notebooks'}): "
+                           + '; '.join(f'{k}: {v}' for k, v in failed.items()))
     return {n: out for n, out, _ in done}

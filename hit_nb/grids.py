@@ -16,7 +16,8 @@ __all__ = ['GRIDS', 'TRAIN_KEYS', 'paper_betas', 'beta_grid', 'target_pairs', 'p
 
 # %% ../nbs/16_grids.ipynb #b2bc20fd
 def paper_betas() -> list:
-    "The paper's 21 β values 10^linspace(-1, 1, 21), rounded to 8 decimals as the reference's configurations hold them."
+    """The paper's 21 β values 10^linspace(-1, 1, 21), rounded to
+    8 decimals as the reference's configurations hold them."""
     return [round(float(b), 8) for b in 10 ** np.linspace(-1, 1, 21)]
 
 # %% ../nbs/16_grids.ipynb #abd7ca81
@@ -27,7 +28,8 @@ def _floats(s:str, what:str, grid) -> list:
     try: vals = [float(v) for v in s.split(',') if v.strip()]
     except ValueError: vals = []
     if not vals:
-        raise ConfigError(f"grid={grid!r}: {what} {s!r} is not a comma-separated list of numbers, e.g. '0.1,1,10'")
+        raise ConfigError(f"grid={grid!r}: {what} {s!r} is not a comma-separated list of numbers, "
+                          "e.g. '0.1,1,10'")
     return vals
 
 # %% ../nbs/16_grids.ipynb #c26ea9ef
@@ -38,25 +40,32 @@ def _grid_axes(grid:str) -> tuple:
     if g in named: return named[g]
     if g.startswith('row:'): return p, _floats(g[4:], 'beta1', grid)
     if g.startswith('col:'): return _floats(g[4:], 'beta2', grid), p
-    if 'x' in g: return tuple(_floats(s, w, grid) for s, w in zip(g.split('x', 1), ('beta2', 'beta1')))
-    raise ConfigError(f"grid={grid!r} is unknown: use one of {', '.join(GRIDS)} (e.g. 'demo', 'row:1.0', '0.1,1x1,10')")
+    if 'x' in g:
+        return tuple(_floats(s, w, grid) for s, w in zip(g.split('x', 1), ('beta2', 'beta1')))
+    raise ConfigError(f"grid={grid!r} is unknown: use one of {', '.join(GRIDS)} (e.g. 'demo', "
+                      "'row:1.0', '0.1,1x1,10')")
 
 # %% ../nbs/16_grids.ipynb #b09def7f
 def _is_axes(x) -> bool:
     "True for a pair (values, values): a grid given by its two axes."
-    return isinstance(x, tuple) and len(x) == 2 and all(isinstance(v, (list, tuple, np.ndarray)) for v in x)
+    return (isinstance(x, tuple) and len(x) == 2
+            and all(isinstance(v, (list, tuple, np.ndarray)) for v in x))
 
 def beta_grid(grid, # a name of GRIDS, a spec string, a pair (beta2s, beta1s), or a list of (beta2, beta1)
              ) -> list:
     "The (beta2, beta1) points of `grid`, β2-major, without duplicates."
     if isinstance(grid, str) and grid.strip() == 'diag': return [(b, b) for b in paper_betas()]
     if isinstance(grid, str): b2s, b1s = _grid_axes(grid)
-    elif isinstance(grid, dict) and set(grid) == {'beta2', 'beta1'}: b2s, b1s = grid['beta2'], grid['beta1']
+    elif isinstance(grid, dict) and set(grid) == {'beta2', 'beta1'}:
+        b2s, b1s = grid['beta2'], grid['beta1']
     elif _is_axes(grid): b2s, b1s = grid
-    elif isinstance(grid, list) and grid and all(isinstance(v, (list, tuple)) and len(v) == 2 for v in grid):
+    elif isinstance(grid,
+                    list) and grid and all(isinstance(v, (list, tuple)) and len(v) == 2
+                                           for v in grid):
         return list(dict.fromkeys(tuple(v) for v in grid))
-    else: raise ConfigError(f"grid={grid!r}: give a grid name ({', '.join(GRIDS)}), a pair (beta2 values, "
-                            f"beta1 values) or a list of (beta2, beta1) pairs")
+    else:
+        raise ConfigError(f"grid={grid!r}: give a grid name ({', '.join(GRIDS)}), a pair (beta2 "
+                          "values, beta1 values) or a list of (beta2, beta1) pairs")
     return list(dict.fromkeys((b2, b1) for b2 in b2s for b1 in b1s))
 
 # %% ../nbs/16_grids.ipynb #7bbcc155
@@ -73,17 +82,20 @@ def parse_targets(s:str, # '2,5x5,15' (every combination) or '2:5,5:15' (the lis
     try:
         if 'x' in s:
             r2s, r1s = s.split('x')
-            return target_pairs(([float(v) for v in r2s.split(',')], [float(v) for v in r1s.split(',')]))
+            return target_pairs(([float(v) for v in r2s.split(',')],
+                                 [float(v) for v in r1s.split(',')]))
         pairs = [tuple(float(v) for v in p.split(':')) for p in s.split(',')]
         if any(len(p) != 2 for p in pairs): raise ValueError('not a pair')
         return pairs
     except ValueError:
-        raise ConfigError(f"targets={s!r}: write '2,5x5,15' (every combination) or '2:5,5:15' (pairs), "
-                          f"in nats") from None
+        raise ConfigError(f"targets={s!r}: write '2,5x5,15' (every combination) or '2:5,5:15' "
+                          "(pairs), in nats") from None
 
 # %% ../nbs/16_grids.ipynb #4cbc40ac
-TRAIN_KEYS = tuple(k for k in TRAIN_PARAMS if k != 'out_dir')   # the parameters of nbs/train.ipynb a point can carry
-_SHARED = ('device', 'rate_lr', 'beta_min', 'beta_max', 'fast_kernels', 'atlas', 'tensorboard')   # left out at defaults
+# the parameters of nbs/train.ipynb a point can carry
+TRAIN_KEYS = tuple(k for k in TRAIN_PARAMS if k != 'out_dir')
+# left out at defaults
+_SHARED = ('device', 'rate_lr', 'beta_min', 'beta_max', 'fast_kernels', 'atlas', 'tensorboard')
 _DEFAULTS = {k: p.default for k, p in inspect.signature(make_config).parameters.items()}
 
 # %% ../nbs/16_grids.ipynb #e4fe6c00
@@ -91,7 +103,8 @@ def _point(cfg:dict,  # a configuration validated by make_config
            args:dict, # the make_config arguments it was made from
            skip=(),   # names the point leaves out
           ) -> dict:
-    "The train notebook's parameters of `cfg`: its values, else the given ones; without what the notebook derives."
+    """The train notebook's parameters of `cfg`: its values,
+    else the given ones; without what the notebook derives."""
     p = {}
     for k in TRAIN_KEYS:
         v = cfg[k] if cfg.get(k) is not None else args.get(k)
@@ -104,28 +117,32 @@ def _point(cfg:dict,  # a configuration validated by make_config
 def _given(train_params:dict, # the parameters set for every point
            varied,            # the parameters the point list varies itself
           ) -> dict:
-    "`train_params` checked against the training parameters a point list leaves to its caller; root made absolute."
+    """`train_params` checked against the training parameters
+    a point list leaves to its caller; root made absolute."""
     allowed = set(TRAIN_KEYS) - set(varied)
     for k, v in train_params.items():
         if k not in allowed:
-            raise ConfigError(f"{k}={v!r}: not a training parameter this point list can set; use some of "
-                              f"{', '.join(sorted(allowed))} ({', '.join(varied)}: the list's own; "
-                              f"out_dir: from sweep_dir)")
+            raise ConfigError(f"{k}={v!r}: not a training parameter this point list can set; use "
+                              f"some of {', '.join(sorted(allowed))} ({', '.join(varied)}: the "
+                              "list's own; out_dir: from sweep_dir)")
     root = train_params.get('root')
-    return dict(train_params, **({} if root is None else dict(root=str(Path(root).expanduser().absolute()))))
+    return dict(train_params,
+                **({} if root is None else dict(root=str(Path(root).expanduser().absolute()))))
 
 # %% ../nbs/16_grids.ipynb #830a312b
 def _points(runs,      # [(label, make_config arguments)], one per point
             sweep_dir, # the folder of the run directories
             skip=(),   # names the points leave out
            ) -> list:
-    "Validate every configuration and make it a point with out_dir = <sweep_dir>/<run_name>; duplicates dropped."
+    """Validate every configuration and make it a point with
+    out_dir = <sweep_dir>/<run_name>; duplicates dropped."""
     sweep_dir, points = Path(sweep_dir).expanduser().absolute(), {}
     for label, args in runs:
         try: cfg = make_config(**args)
         except ConfigError as e: raise ConfigError(f"{label}: {e}") from None
         name = run_name(cfg)
-        if name not in points: points[name] = dict(_point(cfg, args, skip), out_dir=str(sweep_dir/name))
+        if name not in points:
+            points[name] = dict(_point(cfg, args, skip), out_dir=str(sweep_dir/name))
     return list(points.values())
 
 # %% ../nbs/16_grids.ipynb #35bcff85
@@ -142,12 +159,16 @@ def grid_points(grid,                 # anything `beta_grid` takes
                 upper_betas=None,     # L > 2: the betas of the layers above z2, top first (fixed over the grid)
                 **train_params,       # any other parameter of `make_config` (epochs, batch_size, lr, seed, root, ...)
                ) -> list:
-    "The validated points of a β grid, each with out_dir = <sweep_dir>/<run_name>; ConfigError before anything runs."
+    """The validated points of a β grid, each with out_dir =
+    <sweep_dir>/<run_name>; ConfigError before anything runs."""
     given = _given(train_params, ('beta2', 'beta1', 'betas'))
     runs = [(f"grid point (beta2={b2!r}, beta1={b1!r})",
              dict(dataset=dataset, model=model, beta2=b2, beta1=b1,
-                  betas=[*upper_betas, b2, b1] if upper_betas else None, **given)) for b2, b1 in beta_grid(grid)]
-    return _points(runs, sweep_dir if sweep_dir is not None else Path('runs')/'sweeps'/sweep_name(grid, dataset, model))
+                  betas=[*upper_betas, b2, b1] if upper_betas else None, **given)) for b2,
+            b1 in beta_grid(grid)]
+    return _points(runs,
+                   sweep_dir if sweep_dir is not None
+                   else Path('runs')/'sweeps'/sweep_name(grid, dataset, model))
 
 # %% ../nbs/16_grids.ipynb #4bd6d3f9
 def _num(v):
@@ -160,11 +181,15 @@ def target_points(targets,              # [(r2, r1), ...] in nats, or (r2s, r1s)
                   sweep_dir=None,       # folder of the run directories (None: runs/sweeps/targets-<dataset>-<model>)
                   **train_params,       # other parameters of make_config (epochs, rate_lr, seed, ...)
                  ) -> list:
-    "The validated points of a target list, each with out_dir = <sweep_dir>/<run_name>; ready for run_sweep."
+    """The validated points of a target list, each with
+    out_dir = <sweep_dir>/<run_name>; ready for run_sweep."""
     pairs = [tuple(map(_num, t)) for t in target_pairs(targets)]
-    if not pairs: raise ConfigError("targets: give at least one (r2, r1) pair of target rates in nats")
-    given = _given(train_params, ('beta2', 'beta1', 'betas', 'target_rate_z2', 'target_rate_z1', 'target_rates'))
+    if not pairs:
+        raise ConfigError("targets: give at least one (r2, r1) pair of target rates in nats")
+    given = _given(train_params,
+                   ('beta2', 'beta1', 'betas', 'target_rate_z2', 'target_rate_z1', 'target_rates'))
     runs = [(f"target pair (r2={r2!r}, r1={r1!r})",
-             dict(dataset=dataset, model=model, target_rate_z2=r2, target_rate_z1=r1, **given)) for r2, r1 in pairs]
+             dict(dataset=dataset, model=model, target_rate_z2=r2, target_rate_z1=r1, **given))
+            for r2, r1 in pairs]
     if sweep_dir is None: sweep_dir = Path('runs')/'sweeps'/sweep_name('targets', dataset, model)
     return _points(runs, sweep_dir, skip=('beta2', 'beta1', 'betas'))

@@ -25,18 +25,21 @@ def upper_hull(rate, # total rate R(z2) + R(z1|z2) per model (any shape)
                metric, # metric per model, same shape as `rate`; NaN = missing, ignored
                lower:bool=False, # the lower hull instead, for lower-is-better metrics such as FID
               ):
-    "Sorted flat indices of the points on the upper (or lower) convex hull of (rate, metric), collinear ones excluded."
+    """Sorted flat indices of the points on the upper (or lower)
+    convex hull of (rate, metric), collinear ones excluded."""
     r, m = _points(rate, metric)
     if lower: m = -m
     ok = np.flatnonzero(np.isfinite(r) & np.isfinite(m))
     if not len(ok): return np.zeros(0, dtype=int)
-    order = ok[np.lexsort((ok, -m[ok], r[ok]))]              # by rate, then best metric, then lowest index
+    # by rate, then best metric, then lowest index
+    order = ok[np.lexsort((ok, -m[ok], r[ok]))]
     cand = order[np.r_[True, r[order][1:] != r[order][:-1]]] # the best point per distinct rate
     hull = []
     for i in cand:
         while len(hull) >= 2:
             o, a = hull[-2], hull[-1]
-            if (r[a] - r[o]) * (m[i] - m[o]) - (m[a] - m[o]) * (r[i] - r[o]) < 0: break   # strict clockwise turn
+            if (r[a] - r[o]) * (m[i] - m[o]) - (m[a] - m[o]) * (r[i] - r[o]) < 0:
+                break   # strict clockwise turn
             hull.pop()
         hull.append(i)
     return np.sort(np.array(hull, dtype=int))
@@ -53,7 +56,8 @@ def hull_mask(rate, # total rate per model (any shape)
 
 # %% ../nbs/14_hull.ipynb #4c490636
 def _fill_nan_from_previous(a):
-    "Replace each NaN by the element before it (index 0 takes the last), sequentially, as the reference did."
+    """Replace each NaN by the element before it (index 0
+    takes the last), sequentially, as the reference did."""
     a = a.copy()
     for i in range(len(a)):
         if np.isnan(a[i]): a[i] = a[i - 1]
@@ -64,12 +68,14 @@ def reference_hull(rate, # total rate per model (any shape)
                    metric, # metric per model, same shape as `rate`
                    lower:bool=False, # the reference's lower-hull mode (viewpoint at (0, -2 max metric)), used for FID
                   ):
-    "The reference code's 'convex hull' via a Qhull viewpoint; for comparison with the paper's plots only."
+    """The reference code's 'convex hull' via a Qhull
+    viewpoint; for comparison with the paper's plots only."""
     r, m = _points(rate, metric)
     r, m = _fill_nan_from_previous(r), _fill_nan_from_previous(m)
     n = len(r)
     if n < 3 or not np.isfinite(r).all() or not np.isfinite(m).all():
-        raise ValueError(f"reference_hull needs at least 3 points and finite values after NaN filling, got {n} points")
+        raise ValueError("reference_hull needs at least 3 points and finite values after NaN "
+                         f"filling, got {n} points")
     view = (0.0, -2 * m.max() if lower else 2 * m.max())
     try: hull = ConvexHull(np.vstack([np.column_stack([r, m]), view]), qhull_options=f'QG{n}')
     except QhullError as e:

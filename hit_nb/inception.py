@@ -23,27 +23,31 @@ def _prob_table(probs, n_splits, log, atol) -> tuple:
     "The checked (probabilities, log-probabilities) float64 tables of `probs`."
     p = _as_float64(probs, 'probs')
     if p.ndim != 2 or p.shape[0] == 0 or p.shape[1] == 0:
-        raise ValueError(f"`probs` must be a non-empty (N, M) table of class probabilities, got shape {p.shape}")
+        raise ValueError("`probs` must be a non-empty (N, M) table of class probabilities, got "
+                         f"shape {p.shape}")
     n, m = p.shape
     if not (isinstance(n_splits, (int, np.integer)) and n_splits >= 1):
         raise ValueError(f"`n_splits` must be a positive integer, got {n_splits!r}")
     if n % n_splits:
-        raise ValueError(f"`n_splits`={n_splits} does not divide the number of samples N={n}: "
-                         f"pass an N that is a multiple of n_splits (the paper: 10,000 samples, 5 splits)")
+        raise ValueError(f"`n_splits`={n_splits} does not divide the number of samples N={n}: pass "
+                         "an N that is a multiple of n_splits (the paper: 10,000 samples, 5 "
+                         "splits)")
     if log:
         if np.isnan(p).any() or np.isposinf(p).any():
             raise ValueError("`probs` (log=True) holds NaN or +inf log-probabilities")
         logp, p = p, np.exp(p)
     else:
-        if not np.isfinite(p).all(): raise ValueError("`probs` holds NaN or inf: pass probabilities in [0, 1]")
+        if not np.isfinite(p).all():
+            raise ValueError("`probs` holds NaN or inf: pass probabilities in [0, 1]")
         if (p < 0).any():
-            raise ValueError("`probs` has negative entries: pass probabilities (or log-probabilities with log=True)")
+            raise ValueError("`probs` has negative entries: pass probabilities (or "
+                             "log-probabilities with log=True)")
         with np.errstate(divide='ignore'): logp = np.log(p)
     rowsum = p.sum(1)
     if np.abs(rowsum - 1).max() > atol:
         i = int(np.abs(rowsum - 1).argmax())
-        raise ValueError(f"rows of `probs` must sum to 1 (row {i} sums to {rowsum[i]:.6g}): pass softmax outputs, "
-                         f"or log-softmax outputs with log=True")
+        raise ValueError(f"rows of `probs` must sum to 1 (row {i} sums to {rowsum[i]:.6g}): pass "
+                         "softmax outputs, or log-softmax outputs with log=True")
     return p, logp
 
 # %% ../nbs/12_inception.ipynb #618d37c6
@@ -56,7 +60,8 @@ def inception_score(probs, # (N, M) table of class probabilities p(y|x), one row
                     log:bool=False, # `probs` holds log-probabilities (log-softmax outputs) instead
                     atol:float=1e-3, # tolerance on each row summing to 1
                    ) -> dict:
-    "Inception Score of Eq. 12 with its diversity and sharpness factors, averaged over `n_splits` consecutive splits."
+    """Inception Score of Eq. 12 with its diversity and sharpness
+    factors, averaged over `n_splits` consecutive splits."""
     p, logp = _prob_table(probs, n_splits, log, atol)
     n, m = p.shape
     p, logp = p.reshape(n_splits, n // n_splits, m), logp.reshape(n_splits, n // n_splits, m)
@@ -70,20 +75,24 @@ def inception_score(probs, # (N, M) table of class probabilities p(y|x), one row
     sharp = np.exp(plogp.sum(-1).mean(1))
     return {'is': float(score.mean()), 'is_std': float(score.std()),
             'is_diversity': float(div.mean()), 'is_sharpness': float(sharp.mean()),
-            'is_splits': score.tolist(), 'is_diversity_splits': div.tolist(), 'is_sharpness_splits': sharp.tolist()}
+            'is_splits': score.tolist(), 'is_diversity_splits': div.tolist(),
+            'is_sharpness_splits': sharp.tolist()}
 
 # %% ../nbs/12_inception.ipynb #09e3f280
 def _classify_batch(sampler, classifier, n, gen, device, outputs) -> torch.Tensor:
-    "`n` samples from `sampler`, classified: the classifier's (n, M) outputs, float64 on the CPU, checked."
+    """`n` samples from `sampler`, classified: the classifier's
+    (n, M) outputs, float64 on the CPU, checked."""
     x = sampler(n, gen).to(device)
-    if x.shape[0] != n: raise ValueError(f"`sampler` returned {x.shape[0]} samples when asked for {n}")
+    if x.shape[0] != n:
+        raise ValueError(f"`sampler` returned {x.shape[0]} samples when asked for {n}")
     o = classifier(x)
     if o.ndim != 2 or o.shape[0] != n:
-        raise ValueError(f"`classifier` must return an (n, M) table, got shape {tuple(o.shape)} for n={n}")
+        raise ValueError(f"`classifier` must return an (n, M) table, got shape {tuple(o.shape)} "
+                         f"for n={n}")
     o = o.detach().double().cpu()
     if outputs == 'log_softmax' and torch.logsumexp(o, -1).abs().max() > 1e-3:
-        raise ValueError("`classifier` outputs are not log-probabilities (their exponentials do not sum to 1): "
-                         "pass outputs='logits'")
+        raise ValueError("`classifier` outputs are not log-probabilities (their exponentials do "
+                         "not sum to 1): pass outputs='logits'")
     return o
 
 # %% ../nbs/12_inception.ipynb #a077c3c6
@@ -95,7 +104,8 @@ def classify_samples(sampler, # `sampler(n, generator)` -> n images, e.g. a mode
                      seed:int=0, # seed of the torch.Generator passed to the sampler
                      outputs:str='log_softmax', # what the classifier returns: 'log_softmax' or 'logits'
                     ) -> torch.Tensor:
-    "Class probabilities p(y|x) (n_samples, M), float64 on the CPU, of `n_samples` seeded samples from `sampler`."
+    """Class probabilities p(y|x) (n_samples, M), float64 on
+    the CPU, of `n_samples` seeded samples from `sampler`."""
     if outputs not in ('log_softmax', 'logits'):
         raise ValueError(f"`outputs` must be 'log_softmax' or 'logits', got {outputs!r}")
     for name, v in (('n_samples', n_samples), ('batch_size', batch_size)):

@@ -16,17 +16,22 @@ def gaussian_kl(q_mu, q_std,           # posterior mean and std, batch first, an
                ):
     "KL[N(q_mu, q_std^2) || N(p_mu, p_std^2)] in nats, summed over all but the batch dimension."
     if p_mu is None: kl = 0.5 * (q_std.square() + q_mu.square() - 1) - q_std.log()
-    else: kl = (p_std.log() - q_std.log()) + (q_std.square() + (q_mu - p_mu).square()) / (2 * p_std.square()) - 0.5
+    else:
+        kl = (p_std.log() - q_std.log()) + (q_std.square()
+                                            + (q_mu - p_mu).square()) / (2 * p_std.square()) - 0.5
     return kl.flatten(1).sum(1)
 
 # %% ../nbs/03_losses.ipynb #f899c58b
 def layer_rates(q:list, # [(mean, std)] of q(z_l | z_{l+1}, x) per layer, top first
                 p:list, # [(mean, std)] of p(z_l | z_{l+1}) per layer, top first; None for a standard-normal prior
                ) -> torch.Tensor:
-    "Rates R(z_L), R(z_{L-1}|z_L), ..., R(z_1|z_2) per image, nats, as a (B, L) tensor (top layer first)."
+    """Rates R(z_L), R(z_{L-1}|z_L), ..., R(z_1|z_2) per
+    image, nats, as a (B, L) tensor (top layer first)."""
     if len(q) != len(p):
-        raise ValueError(f"q has {len(q)} layers but p has {len(p)}: give one prior per posterior (None for N(0, I))")
-    return torch.stack([gaussian_kl(*ql) if pl is None else gaussian_kl(*ql, *pl) for ql, pl in zip(q, p)], 1)
+        raise ValueError(f"q has {len(q)} layers but p has {len(p)}: give one prior per posterior "
+                         "(None for N(0, I))")
+    return torch.stack([gaussian_kl(*ql) if pl is None else gaussian_kl(*ql, *pl) for ql,
+                        pl in zip(q, p)], 1)
 
 # %% ../nbs/03_losses.ipynb #b8fc3eea
 def rate_names(n_layers:int) -> list:
@@ -42,9 +47,11 @@ def distortion(x,                     # data batch in [0, 1], (B, C, H, W)
     "-log p(x | z1) per image, nats, as a (B,) tensor."
     if likelihood == 'bernoulli':
         return F.binary_cross_entropy_with_logits(x_hat, x, reduction='none').flatten(1).sum(1)
-    if likelihood != 'gaussian': raise ValueError(f"likelihood={likelihood!r}: use 'gaussian' or 'bernoulli'")
+    if likelihood != 'gaussian':
+        raise ValueError(f"likelihood={likelihood!r}: use 'gaussian' or 'bernoulli'")
     if sigma_x is None:
-        raise ValueError("sigma_x is needed for a Gaussian likelihood (the paper's SVHN/CIFAR value: 0.71)")
+        raise ValueError("sigma_x is needed for a Gaussian likelihood (the paper's SVHN/CIFAR "
+                         "value: 0.71)")
     sigma_x = torch.as_tensor(sigma_x, dtype=x.dtype, device=x.device)
     n = x[0].numel()
     sq = (x - x_hat).square().flatten(1).sum(1)
@@ -62,8 +69,9 @@ def hit_loss(x,                     # data batch
     rates = layer_rates(out['q'], out['p'])
     betas = torch.as_tensor(betas, dtype=rates.dtype, device=rates.device)
     if betas.shape not in ((rates.shape[1],), tuple(rates.shape)):
-        raise ValueError(f"betas has shape {tuple(betas.shape)} but the model has {rates.shape[1]} latent layers: "
-                         f"give one beta per layer, top first (or a ({len(rates)}, {rates.shape[1]}) tensor, per image)")
+        raise ValueError(f"betas has shape {tuple(betas.shape)} but the model has {rates.shape[1]} "
+                         f"latent layers: give one beta per layer, top first (or a ({len(rates)}, "
+                         f"{rates.shape[1]}) tensor, per image)")
     dist = distortion(x, out['x_hat'], likelihood, sigma_x)
     weighted = rates @ betas if betas.dim() == 1 else (rates * betas).sum(1)
     return dict(loss=(dist + kl_weight * weighted).mean(), distortion=dist, rates=rates)
@@ -76,4 +84,5 @@ def model_loss(model,            # an HVAE (02_models)
                generator=None,   # torch.Generator of the reparameterisation noise; None = the global RNG
               ) -> dict:
     "`hit_loss` of `model` on the batch `x`, with the model's own likelihood and sigma_x."
-    return hit_loss(x, model(x, generator=generator), betas, model.likelihood, model.sigma_x, kl_weight)
+    return hit_loss(x, model(x, generator=generator), betas, model.likelihood, model.sigma_x,
+                    kl_weight)

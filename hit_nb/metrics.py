@@ -21,10 +21,12 @@ def psnr_from_mse(mse:float,            # mean squared error pooled over all pix
 # %% ../nbs/05_metrics.ipynb #8e93dd07
 @torch.no_grad()
 def _rd_sums(model, data, split, batch_size, gen) -> tuple:
-    "Sums over the images of `split`: rate per layer, distortion, squared reconstruction error; and the image count."
+    """Sums over the images of `split`: rate per layer, distortion,
+    squared reconstruction error; and the image count."""
     dev = model.device
     rate_sum = torch.zeros(model.n_layers, dtype=torch.float64, device=dev)
-    dist_sum = torch.zeros((), dtype=torch.float64, device=dev); se_sum = torch.zeros_like(dist_sum)
+    dist_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    se_sum = torch.zeros_like(dist_sum)
     n = 0
     for x, _ in data.batches(split, batch_size, shuffle=False, device=dev):
         out = model(x, generator=gen)
@@ -46,7 +48,8 @@ def rd_metrics(model,               # a trained HVAE (02_models)
     gen = torch.Generator(device=model.device).manual_seed(seed)
     rate_sum, dist_sum, se_sum, n = _rd_sums(model, data, split, batch_size, gen)
     rates = (rate_sum / n).tolist()
-    res = dict(zip(rate_names(model.n_layers), rates), rate=sum(rates), distortion=(dist_sum / n).item())
+    res = dict(zip(rate_names(model.n_layers), rates), rate=sum(rates),
+               distortion=(dist_sum / n).item())
     res['mse'] = se_sum.item() / (n * math.prod(data.shape))
     res['psnr'] = psnr_from_mse(res['mse'])
     return res

@@ -18,7 +18,8 @@ def _to_tensor(x, name, device, dtype=torch.float64):
         try: t = torch.as_tensor(np.asarray(x))
         except (TypeError, ValueError) as e:
             raise ValueError(f"`{name}` must be a tensor or numeric array ({e})") from None
-    if t.is_complex() or t.dtype == torch.bool: raise ValueError(f"`{name}` must be real-valued, got dtype {t.dtype}")
+    if t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"`{name}` must be real-valued, got dtype {t.dtype}")
     return t.to(device=device, dtype=dtype) if dtype is not None else t.to(device=device)
 
 # %% ../nbs/11_mi.ipynb #f020c3a1
@@ -26,7 +27,8 @@ def _check_labels(labels, n, n_classes, device):
     "`labels` as an int64 tensor of length `n`, and the number of classes."
     y = _to_tensor(labels, 'labels', device, dtype=None)
     if y.ndim != 1 or y.shape[0] != n:
-        raise ValueError(f"`labels` must have shape ({n},) (one label per row of `mu`), got {tuple(y.shape)}")
+        raise ValueError(f"`labels` must have shape ({n},) (one label per row of `mu`), got "
+                         f"{tuple(y.shape)}")
     if y.is_floating_point():
         if not torch.isfinite(y).all() or (y != y.round()).any():
             raise ValueError("`labels` must be integers 0..n_classes-1")
@@ -38,8 +40,8 @@ def _check_labels(labels, n, n_classes, device):
     except (TypeError, ValueError): ok = False
     if not ok: raise ValueError(f"`n_classes` must be a positive integer, got {n_classes!r}")
     if ymax >= n_classes:
-        raise ValueError(f"`labels` hold {ymax} but `n_classes`={n_classes}: labels must be < n_classes "
-                         "(raise n_classes)")
+        raise ValueError(f"`labels` hold {ymax} but `n_classes`={n_classes}: labels must be < "
+                         "n_classes (raise n_classes)")
     return y, int(n_classes)
 
 # %% ../nbs/11_mi.ipynb #5bde2182
@@ -48,20 +50,23 @@ def _check_posterior(mu, std, labels, n_classes=None, device=None):
     if device is None: device = mu.device if isinstance(mu, torch.Tensor) else 'cpu'
     mu, std = _to_tensor(mu, 'mu', device), _to_tensor(std, 'std', device)
     if mu.ndim != 2 or mu.shape[0] < 1 or mu.shape[1] < 1:
-        raise ValueError(f"`mu` must have shape (N, D) with N, D >= 1 (flatten the latent per image), "
-                         f"got {tuple(mu.shape)}")
+        raise ValueError("`mu` must have shape (N, D) with N, D >= 1 (flatten the latent per "
+                         f"image), got {tuple(mu.shape)}")
     if std.shape != mu.shape:
-        raise ValueError(f"`std` must have the shape of `mu` {tuple(mu.shape)}, got {tuple(std.shape)}")
+        raise ValueError(f"`std` must have the shape of `mu` {tuple(mu.shape)}, got "
+                         f"{tuple(std.shape)}")
     if not torch.isfinite(mu).all(): raise ValueError("`mu` must be finite (it holds NaN or inf)")
     if not torch.isfinite(std).all() or not (std > 0).all():
-        raise ValueError("`std` must be finite and > 0 (pass the standard deviation, not the log-variance)")
+        raise ValueError("`std` must be finite and > 0 (pass the standard deviation, not the "
+                         "log-variance)")
     y, n_classes = _check_labels(labels, mu.shape[0], n_classes, device)
     return mu, std, y, n_classes
 
 # %% ../nbs/11_mi.ipynb #08f1c11b
 def empirical_label_entropy(labels # N integer labels (tensor, array or list)
                            ) -> float:
-    "Entropy (nats) of the empirical label distribution: -sum_l (N_l/N) log(N_l/N) over the classes present."
+    """Entropy (nats) of the empirical label distribution:
+    -sum_l (N_l/N) log(N_l/N) over the classes present."""
     y = _to_tensor(labels, 'labels', 'cpu', dtype=None)
     if y.ndim != 1 or y.numel() == 0:
         raise ValueError(f"`labels` must be a non-empty 1-D sequence, got shape {tuple(y.shape)}")
@@ -72,16 +77,19 @@ def empirical_label_entropy(labels # N integer labels (tensor, array or list)
 
 # %% ../nbs/11_mi.ipynb #82878ec4
 def _draw_z(mu, std, seed=0):
-    "One seeded sample z_j = mu_j + std_j * eps_j per row (float64, on `mu`'s device; eps drawn on the CPU)."
+    """One seeded sample z_j = mu_j + std_j * eps_j per row
+    (float64, on `mu`'s device; eps drawn on the CPU)."""
     g = torch.Generator().manual_seed(int(seed))
     eps = torch.randn(mu.shape, generator=g, dtype=torch.float64)
     return mu + std * eps.to(mu.device)
 
 # %% ../nbs/11_mi.ipynb #1e3e6629
 def _gemm_form(mu, std, order) -> tuple:
-    "shift, prec, mp, c with log q(z|x_k) = c_k - 1/2 (z-shift)^2 . prec_k + (z-shift) . mp_k, columns in `order`."
+    """shift, prec, mp, c with log q(z|x_k) = c_k - 1/2 (z-shift)^2
+    . prec_k + (z-shift) . mp_k, columns in `order`."""
     shift = mu.mean(0)                                        # densities are translation invariant:
-    mu_s, var_s = mu[order] - shift, std[order] ** 2          # centring keeps the expanded square well conditioned
+    # centring keeps the expanded square well conditioned
+    mu_s, var_s = mu[order] - shift, std[order] ** 2
     prec = var_s.reciprocal()                                 # sigma_k^-2          (N, D)
     mp = mu_s * prec                                          # mu_k sigma_k^-2     (N, D)
     c = -0.5 * (mu_s * mp + torch.log(2 * math.pi * var_s)).sum(1)                  # (N,)
@@ -89,7 +97,8 @@ def _gemm_form(mu, std, order) -> tuple:
 
 # %% ../nbs/11_mi.ipynb #03f80d7f
 def _segment_logsumexp(a, counts):
-    "Log-sum-exp of `a` (B, N) over contiguous column blocks of sizes `counts` -> (B, M); -inf for empty blocks."
+    """Log-sum-exp of `a` (B, N) over contiguous column blocks
+    of sizes `counts` -> (B, M); -inf for empty blocks."""
     out = a.new_full((a.shape[0], len(counts)), -math.inf)
     s = 0
     for l, n in enumerate(counts):
@@ -107,14 +116,17 @@ def _mi_from_samples(z,              # (N, D) one sample z_j ~ q(z|x_j) per imag
     "MI estimate (nats) from given samples `z`: mean over j of log q^(z_j|y_j) - log q^(z_j)."
     mu, std, y, m = _check_posterior(mu, std, labels, n_classes, device)
     z = _to_tensor(z, 'z', mu.device)
-    if z.shape != mu.shape: raise ValueError(f"`z` must have the shape of `mu` {tuple(mu.shape)}, got {tuple(z.shape)}")
-    if int(chunk) != chunk or chunk < 1: raise ValueError(f"`chunk` must be a positive integer, got {chunk!r}")
+    if z.shape != mu.shape:
+        raise ValueError(f"`z` must have the shape of `mu` {tuple(mu.shape)}, got {tuple(z.shape)}")
+    if int(chunk) != chunk or chunk < 1:
+        raise ValueError(f"`chunk` must be a positive integer, got {chunk!r}")
     n, chunk = mu.shape[0], int(chunk)
     order = torch.argsort(y, stable=True)                     # columns k grouped by class
     counts = torch.bincount(y, minlength=m).tolist()
     shift, prec, mp, c = _gemm_form(mu, std, order)
     z = z - shift
-    log_nl = torch.tensor(counts, dtype=torch.float64, device=mu.device).log()      # -inf for empty classes
+    # -inf for empty classes
+    log_nl = torch.tensor(counts, dtype=torch.float64, device=mu.device).log()
     total, buf = mu.new_zeros(()), mu.new_empty(min(chunk, n), n)   # one (chunk, N) buffer, reused
     for s in range(0, n, chunk):
         zb = z[s:s + chunk]
@@ -136,7 +148,8 @@ def mi_q(mu,             # (N, D) posterior means mu_k of q(z|x_k), tensor or ar
          seed=0,         # seed of the torch.Generator that draws the z_j
          device=None     # torch device for the computation (default: `mu`'s, or the CPU)
         ) -> float:
-    "Seeded MC estimate (nats) of I_q(y; z) from diagonal-Gaussian posteriors q(z|x_k); at most H_emp(y)."
+    """Seeded MC estimate (nats) of I_q(y; z) from
+    diagonal-Gaussian posteriors q(z|x_k); at most H_emp(y)."""
     mu, std, y, m = _check_posterior(mu, std, labels, n_classes, device)
     return _mi_from_samples(_draw_z(mu, std, seed), mu, std, y, m, chunk=chunk)
 
@@ -149,11 +162,15 @@ def mi_q_z1(mu1,            # (N, ...) means of q(z1|z2_sample, x), e.g. (N, c, 
             seed=0,         # seed of the generator that draws the z1 samples
             device=None     # torch device (default: `mu1`'s, or the CPU)
            ) -> float:
-    "APPROXIMATE I_q(y; z1): `mi_q` on flattened q(z1|z2 sample, x), treated as if it were the marginal q(z1|x)."
+    """APPROXIMATE I_q(y; z1): `mi_q` on flattened q(z1|z2
+    sample, x), treated as if it were the marginal q(z1|x)."""
     if device is None: device = mu1.device if isinstance(mu1, torch.Tensor) else 'cpu'
     mu1, std1 = _to_tensor(mu1, 'mu1', device), _to_tensor(std1, 'std1', device)
     if mu1.ndim < 2:
-        raise ValueError(f"`mu1` must have shape (N, ...) with the image index first, got {tuple(mu1.shape)}")
+        raise ValueError("`mu1` must have shape (N, ...) with the image index first, got "
+                         f"{tuple(mu1.shape)}")
     if std1.shape != mu1.shape:
-        raise ValueError(f"`std1` must have the shape of `mu1` {tuple(mu1.shape)}, got {tuple(std1.shape)}")
-    return mi_q(mu1.flatten(1), std1.flatten(1), labels, n_classes=n_classes, chunk=chunk, seed=seed, device=device)
+        raise ValueError(f"`std1` must have the shape of `mu1` {tuple(mu1.shape)}, got "
+                         f"{tuple(std1.shape)}")
+    return mi_q(mu1.flatten(1), std1.flatten(1), labels, n_classes=n_classes, chunk=chunk,
+                seed=seed, device=device)

@@ -18,13 +18,14 @@ def mid_conv_args(size:int, # spatial size after the two stride-2 convolutions (
     "Kernel/stride/padding of the 'mid' convolution that maps `size`x`size` to 4x4."
     if size == 8: return dict(kernel_size=4, stride=2, padding=1)
     if size == 7: return dict(kernel_size=4, stride=1, padding=0)
-    raise ValueError(f"image size {4*size}x{4*size} is not supported: the paper's models take 32x32 (SVHN, CIFAR-10) "
-                     "or 28x28 (MNIST) images")
+    raise ValueError(f"image size {4*size}x{4*size} is not supported: the paper's models take "
+                     "32x32 (SVHN, CIFAR-10) or 28x28 (MNIST) images")
 
 # %% ../nbs/02_models.ipynb #7822a1bb
 def down2(cin, cout):
     "Two stride-2 conv + ReLU layers: the x-branch of every encoder (32->8 or 28->7)."
-    return nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1), nn.ReLU(), nn.Conv2d(cout, cout, 4, 2, 1), nn.ReLU())
+    return nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1), nn.ReLU(), nn.Conv2d(cout, cout, 4, 2, 1),
+                         nn.ReLU())
 
 # %% ../nbs/02_models.ipynb #2bc94abb
 def gauss_params(h):
@@ -34,7 +35,8 @@ def gauss_params(h):
 
 # %% ../nbs/02_models.ipynb #d905835f
 def randn_like(t, generator=None):
-    "Standard normal noise shaped like `t`, on its device, from `generator` (or the global RNG), in row-major order."
+    """Standard normal noise shaped like `t`, on its device,
+    from `generator` (or the global RNG), in row-major order."""
     return torch.randn(t.shape, dtype=t.dtype, device=t.device, generator=generator)
 
 # %% ../nbs/02_models.ipynb #b22eacf8
@@ -42,27 +44,35 @@ def _check_sigma_x(likelihood:str, sigma_x):
     "Raise unless the likelihood is known and a Gaussian one has a fixed sigma_x > 0."
     if likelihood not in ('gaussian', 'bernoulli'):
         raise ValueError(f"likelihood={likelihood!r}: use 'gaussian' or 'bernoulli'")
-    if likelihood == 'gaussian' and (sigma_x is None or not (sigma_x > 0 and math.isfinite(sigma_x))):
+    if likelihood == 'gaussian' and (sigma_x is None
+                                     or not (sigma_x > 0 and math.isfinite(sigma_x))):
         raise ValueError(f"sigma_x={sigma_x!r}: a Gaussian likelihood needs a fixed sigma_x > 0 "
                          "(the paper's SVHN/CIFAR value is 0.71)")
 
 class HVAE(nn.Module):
-    "Shared parts of a top-down HVAE: prior chain p(z_l|z_{l+1}), decoder p(x|z_1), reconstruction and sampling."
+    """Shared parts of a top-down HVAE: prior chain p(z_l|z_{l+1}),
+    decoder p(x|z_1), reconstruction and sampling."""
     def _init_shared(self, shape, c, z2_dim, n_layers, likelihood, sigma_x):
         _check_sigma_x(likelihood, sigma_x)
-        if n_layers < 2: raise ValueError(f"n_layers={n_layers}: a hierarchical VAE needs n_layers >= 2")
+        if n_layers < 2:
+            raise ValueError(f"n_layers={n_layers}: a hierarchical VAE needs n_layers >= 2")
         C, H, W = shape
         if H != W: raise ValueError(f"shape={shape}: square images only")
         self.shape, self.c, self.z2_dim, self.n_layers, self.likelihood = tuple(shape), c, z2_dim, n_layers, likelihood
-        self.mid, self.n_z1 = mid_conv_args(H // 4), c * 16   # n_z1: size of each c x 4 x 4 latent map
-        if likelihood == 'gaussian': self.register_buffer('sigma_x', torch.tensor(float(sigma_x)))  # in checkpoints
+        # n_z1: size of each c x 4 x 4 latent map
+        self.mid, self.n_z1 = mid_conv_args(H // 4), c * 16
+        if likelihood == 'gaussian':
+            self.register_buffer('sigma_x', torch.tensor(float(sigma_x)))  # in checkpoints
         else: self.sigma_x = None
         n, h = self.n_z1, self.n_z1 // 2
-        # p(z_l | z_{l+1}) for l = L-1 .. 1 (top first): input is z_L (z2_dim) for the first, a c x 4 x 4 map below
-        self.prior = nn.ModuleList([nn.Sequential(nn.Linear(z2_dim if i == 0 else n, h), nn.ReLU(), nn.Linear(h, 2 * n))
+        # p(z_l | z_{l+1}) for l = L-1 .. 1 (top first): input
+        # is z_L (z2_dim) for the first, a c x 4 x 4 map below
+        self.prior = nn.ModuleList([nn.Sequential(nn.Linear(z2_dim if i == 0 else n, h), nn.ReLU(),
+                                                  nn.Linear(h, 2 * n))
                                     for i in range(n_layers - 1)])
         self.dec = nn.Sequential(nn.ConvTranspose2d(c, c, **self.mid), nn.ReLU(),
-                                 nn.ConvTranspose2d(c, c, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(c, C, 4, 2, 1))
+                                 nn.ConvTranspose2d(c, c, 4, 2, 1), nn.ReLU(),
+                                 nn.ConvTranspose2d(c, C, 4, 2, 1))
 
     @property
     def latent_names(self): return [f'z{l}' for l in range(self.n_layers, 0, -1)]
@@ -79,11 +89,13 @@ class HVAE(nn.Module):
         return self.dec(z1)
 
     def x_mean(self, x_hat):
-        "Mean of p(x|z1) from the decoder output (identity for Gaussian, sigmoid of the logits for Bernoulli)."
+        """Mean of p(x|z1) from the decoder output (identity
+        for Gaussian, sigmoid of the logits for Bernoulli)."""
         return torch.sigmoid(x_hat) if self.likelihood == 'bernoulli' else x_hat
 
     def forward(self, x, generator=None):
-        "One reparameterised pass: dict(x_hat, z, q, p), lists top layer first; p[0] is None (standard normal prior)."
+        """One reparameterised pass: dict(x_hat, z, q, p), lists
+        top layer first; p[0] is None (standard normal prior)."""
         z, q, p = self.infer(x, generator=generator)
         return dict(x_hat=self.decode(z[-1]), z=z, q=q, p=p)
 
@@ -95,7 +107,8 @@ class HVAE(nn.Module):
 
     @torch.no_grad()
     def posterior(self, x, generator=None):
-        "Posterior (mean, std) of every layer, top first, each lower layer conditioned on a sampled upper one."
+        """Posterior (mean, std) of every layer, top first,
+        each lower layer conditioned on a sampled upper one."""
         return self.infer(x, generator=generator)[1]
 
     @torch.no_grad()
@@ -109,7 +122,8 @@ class HVAE(nn.Module):
 
 # %% ../nbs/02_models.ipynb #faa35161
 class GHVAEBlock(nn.Module):
-    "q(z_l | z_{l+1}, x) of the GHVAE: own x-branch, upsampled z-branch, concat, mid conv, 3x3 heads."
+    """q(z_l | z_{l+1}, x) of the GHVAE: own x-branch,
+    upsampled z-branch, concat, mid conv, 3x3 heads."""
     def __init__(self,
                  C:int,                # image channels
                  c:int,                # conv channels; z_l is c x 4 x 4
@@ -119,7 +133,8 @@ class GHVAEBlock(nn.Module):
         super().__init__()
         self.c = c
         self.xb = down2(C, c)
-        flat = [nn.Linear(z_in_dim, 16 * c), nn.ReLU(), nn.Unflatten(1, (c, 4, 4))] if z_in_dim else []
+        flat = ([nn.Linear(z_in_dim, 16 * c), nn.ReLU(), nn.Unflatten(1, (c, 4, 4))] if z_in_dim
+                else [])
         self.zb = nn.Sequential(*flat, nn.ConvTranspose2d(c, c, **mid), nn.ReLU())
         self.merge = nn.Sequential(nn.Conv2d(2 * c, c, **mid), nn.ReLU())
         self.head = nn.Conv2d(c, 2 * c, 3, 1, 1)
@@ -130,7 +145,8 @@ class GHVAEBlock(nn.Module):
 
 # %% ../nbs/02_models.ipynb #2dc7c78f
 class GHVAE(HVAE):
-    "Generalized top-down HVAE (paper Fig. 2c): q(z_L|x) q(z_{L-1}|z_L,x) ... q(z_1|z_2,x), each with its own x-branch."
+    """Generalized top-down HVAE (paper Fig. 2c): q(z_L|x)
+    q(z_{L-1}|z_L,x) ... q(z_1|z_2,x), each with its own x-branch."""
     def __init__(self,
                  shape=(3, 32, 32),      # image shape (C, H, W): 32x32 or 28x28
                  c:int=32,               # conv channels; every lower latent z_l is c x 4 x 4
@@ -142,9 +158,10 @@ class GHVAE(HVAE):
         super().__init__()
         self._init_shared(shape, c, z2_dim, n_layers, likelihood, sigma_x)
         C, n = shape[0], self.n_z1
-        self.enc_top = nn.Sequential(*down2(C, c), nn.Conv2d(c, c, **self.mid), nn.ReLU(), nn.Flatten(),
-                                     nn.Linear(n, 2 * z2_dim))
-        self.enc = nn.ModuleList([GHVAEBlock(C, c, self.mid, z2_dim if i == 0 else None) for i in range(n_layers - 1)])
+        self.enc_top = nn.Sequential(*down2(C, c), nn.Conv2d(c, c, **self.mid), nn.ReLU(),
+                                     nn.Flatten(), nn.Linear(n, 2 * z2_dim))
+        self.enc = nn.ModuleList([GHVAEBlock(C, c, self.mid, z2_dim if i == 0 else None)
+                                  for i in range(n_layers - 1)])
 
     def infer(self, x, generator=None, sample=True):
         "Top-down inference: lists (z, q, p) top first; z are samples (or means when sample=False)."
@@ -153,13 +170,15 @@ class GHVAE(HVAE):
         q, p = [(mu, std)], [None]
         for i, block in enumerate(self.enc):
             mu, std = block(z[-1], x)
-            q.append((mu, std)); p.append(self.prior_params(i, z[-1]))
+            q.append((mu, std))
+            p.append(self.prior_params(i, z[-1]))
             z.append(mu + std * randn_like(mu, generator) if sample else mu)
         return z, q, p
 
 # %% ../nbs/02_models.ipynb #e8bc4e13
 class LVAE(HVAE):
-    "Ladder VAE (paper Fig. 2b): shared bottom-up path, precision-weighted merge with the prior for q(z1|z2,x)."
+    """Ladder VAE (paper Fig. 2b): shared bottom-up path,
+    precision-weighted merge with the prior for q(z1|z2,x)."""
     def __init__(self,
                  shape=(3, 32, 32),      # image shape (C, H, W): 32x32 or 28x28
                  c:int=32,               # conv channels; z1 is c x 4 x 4
@@ -175,11 +194,14 @@ class LVAE(HVAE):
         self._init_shared(shape, c, z2_dim, n_layers, likelihood, sigma_x)
         C, n = shape[0], self.n_z1
         self.up = down2(C, c)
-        self.enc_top = nn.Sequential(nn.Conv2d(c, c, **self.mid), nn.ReLU(), nn.Flatten(), nn.Linear(n, 2 * z2_dim))
-        self.enc_z1 = nn.Sequential(nn.Conv2d(c, c, **self.mid), nn.ReLU(), nn.Conv2d(c, 2 * c, 3, 1, 1))
+        self.enc_top = nn.Sequential(nn.Conv2d(c, c, **self.mid), nn.ReLU(), nn.Flatten(),
+                                     nn.Linear(n, 2 * z2_dim))
+        self.enc_z1 = nn.Sequential(nn.Conv2d(c, c, **self.mid), nn.ReLU(),
+                                    nn.Conv2d(c, 2 * c, 3, 1, 1))
 
     def infer(self, x, generator=None, sample=True):
-        "Bottom-up pass, then top-down sampling with the precision-weighted merge: lists (z, q, p), top first."
+        """Bottom-up pass, then top-down sampling with the
+        precision-weighted merge: lists (z, q, p), top first."""
         d1 = self.up(x)
         mu2, std2 = gauss_params(self.enc_top(d1))
         z2 = mu2 + std2 * randn_like(mu2, generator) if sample else mu2
@@ -207,8 +229,10 @@ def build_model(model:str='ghvae',   # 'ghvae' (Fig. 2c) or 'lvae' (Fig. 2b)
                 **kwargs,            # override any architecture field (c, z2_dim, sigma_x, ...)
                ) -> HVAE:
     "The paper's model `model` for `dataset`."
-    if model not in MODELS: raise ValueError(f"model={model!r} is unknown: use one of {sorted(MODELS)}")
-    if dataset not in ARCHS: raise ValueError(f"dataset={dataset!r} is unknown: use one of {sorted(ARCHS)}")
+    if model not in MODELS:
+        raise ValueError(f"model={model!r} is unknown: use one of {sorted(MODELS)}")
+    if dataset not in ARCHS:
+        raise ValueError(f"dataset={dataset!r} is unknown: use one of {sorted(ARCHS)}")
     arch = {**ARCHS[dataset], **kwargs}
     if arch['likelihood'] == 'bernoulli': arch['sigma_x'] = None
     return MODELS[model](n_layers=n_layers, **arch)

@@ -17,14 +17,16 @@ __all__ = ['KERNELS', 'refresh_outputs', 'WarmKernels', 'execute_notebook', 'not
 def refresh_outputs(path,                       # a library notebook
                     skip_flags=('slow', 'cuda'), # cells with these nbdev flags are not executed (and keep no output)
                    ) -> Path:
-    "Execute the library notebook `path` in this process, as nbdev_test does, and save it with its outputs."
+    """Execute the library notebook `path` in this process,
+    as nbdev_test does, and save it with its outputs."""
     from execnb.nbio import write_nb
     from execnb.shell import CaptureShell
     from nbdev.process import NBProcessor
     path = Path(path).absolute()
     nb = NBProcessor(path, process=True, rm_directives=False).nb
     def skip(cell):
-        if cell.cell_type != 'code' or cell.source.lstrip().startswith('#| default_exp'): return True
+        if cell.cell_type != 'code' or cell.source.lstrip().startswith('#| default_exp'):
+            return True
         return bool(set(skip_flags) & set(getattr(cell, 'directives_', {}) or {}))
     for c in nb.cells:
         if c.cell_type == 'code': c.outputs, c.execution_count = [], None
@@ -51,19 +53,24 @@ def _notebook_error(path) -> str|None:
     except (OSError, ValueError): return None
     for c in nb.get('cells', []):
         for o in c.get('outputs', []) or []:
-            if o.get('output_type') == 'error': return _ANSI.sub('', f"{o.get('ename')}: {o.get('evalue')}").strip()
+            if o.get('output_type') == 'error':
+                return _ANSI.sub('', f"{o.get('ename')}: {o.get('evalue')}").strip()
     return None
 
 # %% ../nbs/17_notebooks.ipynb #fc822aea
-_NOISE = ('Kernel is running over TCP', 'KeyboardInterrupt caught', 'Input Notebook:', 'Output Notebook:',
-          'Executing notebook', 'Working directory:', 'Black is not installed', 'warnings.warn(', 'kernel is running')
+_NOISE = ('Kernel is running over '
+          'TCP', 'KeyboardInterrupt caught', 'Input Notebook:', 'Output Notebook:',
+          'Executing notebook', 'Working directory:', 'Black is not installed', 'warnings.warn(',
+          'kernel is running')
 
 def _tail(text:str, n:int=6) -> str:
     "The last `n` lines of a process's output that say something, without colour codes."
-    lines = [l.rstrip() for l in _ANSI.sub('', text).splitlines() if l.strip() and not any(s in l for s in _NOISE)]
+    lines = [l.rstrip() for l in _ANSI.sub('', text).splitlines() if l.strip()
+             and not any(s in l for s in _NOISE)]
     return '\n'.join(lines[-n:])
 
-def _slow_cell(cell_timeout) -> str: return f'CellTimeoutError: a cell ran longer than cell_timeout={cell_timeout} s'
+def _slow_cell(cell_timeout) -> str:
+    return f'CellTimeoutError: a cell ran longer than cell_timeout={cell_timeout} s'
 
 # %% ../nbs/17_notebooks.ipynb #78fde5b3
 def _kill_tree(pid:int,          # the root of the tree
@@ -71,7 +78,9 @@ def _kill_tree(pid:int,          # the root of the tree
               ):
     "SIGKILL process `pid` and every descendant (in whatever session); wait until they are gone."
     import psutil
-    try: root = psutil.Process(pid); procs = [*root.children(recursive=True), root]
+    try:
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
     except psutil.Error: return
     if group:
         try: os.killpg(pid, signal.SIGKILL)
@@ -86,33 +95,46 @@ _PRCTL = None
 if sys.platform.startswith('linux'):
     try:
         import ctypes
-        _PRCTL = ctypes.CDLL(None, use_errno=True).prctl     # looked up before any fork: the child only calls it
+        # looked up before any fork: the child only calls it
+        _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError): pass
 
 def _die_with_parent(parent_pid):
-    "preexec_fn: PR_SET_PDEATHSIG(SIGKILL), so the child dies with the thread that started it (exit if it is gone)."
+    """preexec_fn: PR_SET_PDEATHSIG(SIGKILL), so the child dies
+    with the thread that started it (exit if it is gone)."""
     _PRCTL(1, int(signal.SIGKILL))
     if os.getppid() != parent_pid: os._exit(1)
 
 # %% ../nbs/17_notebooks.ipynb #c0f06dd5
 def _papermill_process(nb:Path, out:Path, params:dict, env:dict, deadline:float|None, cwd:Path,
                        cell_timeout:float|None=None) -> dict:
-    "Execute `nb` with `params` in a papermill subprocess into `out`, through a hidden file; rc, timed_out, reason."
+    """Execute `nb` with `params` in a papermill subprocess into
+    `out`, through a hidden file; rc, timed_out, reason."""
     tmp = out.with_name(f'.{out.stem}.partial.ipynb')
-    args = [sys.executable, '-m', 'papermill', str(nb), str(tmp), '--cwd', str(cwd), '--no-progress-bar']
+    args = [sys.executable, '-m', 'papermill', str(nb), str(tmp), '--cwd', str(cwd),
+            '--no-progress-bar']
     if cell_timeout is not None: args += ['--execution-timeout', str(int(cell_timeout))]
     for k, v in params.items():
         if v is not None: args += ['-p', k, _pm_value(v)]
     with tempfile.TemporaryFile() as log:
-        p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
-                             env={**os.environ, **env}, start_new_session=True,
+        p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                             cwd=cwd, env={**os.environ, **env}, start_new_session=True,
                              preexec_fn=partial(_die_with_parent, os.getpid()) if _PRCTL else None)
-        try: rc = p.wait(timeout=None if deadline is None else max(deadline - time.monotonic(), 0.01))
+        try:
+            rc = p.wait(timeout=None if deadline is None
+                        else max(deadline - time.monotonic(), 0.01))
         except subprocess.TimeoutExpired:
-            _kill_tree(p.pid, group=True); p.wait(); tmp.unlink(missing_ok=True)
+            _kill_tree(p.pid, group=True)
+            p.wait()
+            tmp.unlink(missing_ok=True)
             return dict(rc=None, timed_out=True, reason=None)
-        except BaseException: _kill_tree(p.pid, group=True); p.wait(); tmp.unlink(missing_ok=True); raise
-        log.seek(0); text = log.read().decode(errors='replace')
+        except BaseException:
+            _kill_tree(p.pid, group=True)
+            p.wait()
+            tmp.unlink(missing_ok=True)
+            raise
+        log.seek(0)
+        text = log.read().decode(errors='replace')
     reason = None if not rc else _slow_cell(cell_timeout) if 'CellTimeoutError' in text else \
         _notebook_error(tmp) or _tail(text)
     if tmp.exists(): os.replace(tmp, out)
@@ -132,7 +154,8 @@ class _Kernel:
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
         self.km, self.notebooks, self._sync = AsyncKernelManager(kernel_name='python3'), 0, run_sync
-        self.log = tempfile.TemporaryFile()            # the kernel's own stdout/stderr (not the cells')
+        # the kernel's own stdout/stderr (not the cells')
+        self.log = tempfile.TemporaryFile()
         self._sync(self.km.start_kernel)(env=env, cwd=str(cwd), stdout=self.log, stderr=self.log)
         self.pid = self.km.provisioner.process.pid
 
@@ -144,7 +167,8 @@ class _Kernel:
         kc.start_channels()
         try:
             kc.wait_for_ready(timeout=timeout)
-            reply = kc.execute_interactive(_RESET.format(cwd=str(cwd)), timeout=timeout, output_hook=lambda m: None)
+            reply = kc.execute_interactive(_RESET.format(cwd=str(cwd)), timeout=timeout,
+                                           output_hook=lambda m: None)
             return reply['content']['status'] == 'ok'
         except Exception: return False
         finally: kc.stop_channels()
@@ -155,7 +179,8 @@ class _Kernel:
 
     def tail(self, n:int=6) -> str:
         "The last lines the kernel process itself wrote."
-        self.log.seek(0); return _tail(self.log.read().decode(errors='replace'), n)
+        self.log.seek(0)
+        return _tail(self.log.read().decode(errors='replace'), n)
 
     def close(self):
         "Kill the kernel and let its manager clean up."
@@ -171,18 +196,24 @@ class WarmKernels:
         self.max_notebooks, self.idle, self.lock = max_notebooks, {}, threading.Lock()
 
     def acquire(self, env:dict, cwd) -> _Kernel:
-        "An idle kernel with the extra environment `env`, reset to `cwd`; a new one if none is idle (or it is dead)."
+        """An idle kernel with the extra environment `env`, reset
+        to `cwd`; a new one if none is idle (or it is dead)."""
         key = tuple(sorted(env.items()))
         while True:
             with self.lock: k = self.idle.get(key, []).pop() if self.idle.get(key) else None
             if k is None: k = _Kernel({**os.environ, **env}, cwd)
-            if k.reset(cwd): k.key = key; return k
+            if k.reset(cwd):
+                k.key = key
+                return k
             k.close()
 
     def release(self, k:_Kernel, reuse:bool):
-        "Give `k` back for the next notebook, or close it (`reuse=False`, or after `max_notebooks`)."
+        """Give `k` back for the next notebook, or close
+        it (`reuse=False`, or after `max_notebooks`)."""
         k.notebooks += 1
-        if not reuse or k.notebooks >= self.max_notebooks: k.close(); return
+        if not reuse or k.notebooks >= self.max_notebooks:
+            k.close()
+            return
         with self.lock: self.idle.setdefault(k.key, []).append(k)
 
     def close(self):
@@ -197,16 +228,19 @@ atexit.register(KERNELS.close)
 
 # %% ../nbs/17_notebooks.ipynb #da29d5c1
 def _warm_engine():
-    "papermill, with the nbclient engine 'warm' registered: a kernel it does not own, its client's channels closed."
+    """papermill, with the nbclient engine 'warm' registered:
+    a kernel it does not own, its client's channels closed."""
     import papermill
     from papermill.engines import NBClientEngine, papermill_engines
     from papermill.clientwrap import PapermillNotebookClient
     if 'warm' in papermill_engines._engines: return papermill
     class WarmEngine(NBClientEngine):
         @classmethod
-        def execute_managed_notebook(cls, nb_man, kernel_name, km=None, start_timeout=60, execution_timeout=None, **kw):
-            c = PapermillNotebookClient(nb_man, km=km, kernel_name=kernel_name, startup_timeout=start_timeout,
-                                        timeout=execution_timeout, log=logging.getLogger('papermill'), log_output=False)
+        def execute_managed_notebook(cls, nb_man, kernel_name, km=None, start_timeout=60,
+                                     execution_timeout=None, **kw):
+            c = PapermillNotebookClient(nb_man, km=km, kernel_name=kernel_name,
+                                        startup_timeout=start_timeout, timeout=execution_timeout,
+                                        log=logging.getLogger('papermill'), log_output=False)
             try: return c.execute()
             finally:
                 if c.kc is not None: c.kc.stop_channels()
@@ -216,29 +250,40 @@ def _warm_engine():
 # %% ../nbs/17_notebooks.ipynb #1c50c7d7
 def _papermill_warm(nb:Path, out:Path, params:dict, env:dict, deadline:float|None, cwd:Path,
                     cell_timeout:float|None=None, kernels:WarmKernels=None) -> dict:
-    "Execute `nb` with `params` in a kept kernel into `out`, through a hidden file; rc, timed_out, reason."
+    """Execute `nb` with `params` in a kept kernel into
+    `out`, through a hidden file; rc, timed_out, reason."""
     pm, kernels = _warm_engine(), KERNELS if kernels is None else kernels   # an empty pool is falsy
     tmp = out.with_name(f'.{out.stem}.partial.ipynb')
-    if deadline is not None and deadline <= time.monotonic(): return dict(rc=None, timed_out=True, reason=None)
+    if deadline is not None and deadline <= time.monotonic():
+        return dict(rc=None, timed_out=True, reason=None)
     k, ok, timer, fired = kernels.acquire(env, cwd), False, None, threading.Event()
     try:
         if deadline is not None:
-            timer = threading.Timer(max(deadline - time.monotonic(), 0.01), lambda: (fired.set(), k.kill()))
-            timer.daemon = True; timer.start()
+            timer = threading.Timer(max(deadline - time.monotonic(), 0.01),
+                                    lambda: (fired.set(), k.kill()))
+            timer.daemon = True
+            timer.start()
         try:
-            pm.execute_notebook(str(nb), str(tmp), parameters={n: v for n, v in params.items() if v is not None},
-                                engine_name='warm', kernel_name='python3', progress_bar=False, km=k.km,
-                                execution_timeout=cell_timeout)
+            pm.execute_notebook(str(nb), str(tmp),
+                                parameters={n: v for n, v in params.items() if v is not None},
+                                engine_name='warm', kernel_name='python3', progress_bar=False,
+                                km=k.km, execution_timeout=cell_timeout)
             rc, reason, ok = 0, None, True
-        except pm.PapermillExecutionError as e: rc, reason = 1, _notebook_error(tmp) or f'{e.ename}: {e.evalue}'
+        except pm.PapermillExecutionError as e:
+            rc, reason = 1, _notebook_error(tmp) or f'{e.ename}: {e.evalue}'
         except Exception as e:                                             # e.g. DeadKernelError, CellTimeoutError
             rc, reason = 1, _slow_cell(cell_timeout) if type(e).__name__ == 'CellTimeoutError' else \
                 '\n'.join(filter(None, (f'{type(e).__name__}: {e}'.strip(), k.tail())))
-    except BaseException: k.kill(); tmp.unlink(missing_ok=True); raise
+    except BaseException:
+        k.kill()
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         if timer is not None: timer.cancel()
         kernels.release(k, reuse=ok and not fired.is_set())
-    if fired.is_set(): tmp.unlink(missing_ok=True); return dict(rc=None, timed_out=True, reason=None)
+    if fired.is_set():
+        tmp.unlink(missing_ok=True)
+        return dict(rc=None, timed_out=True, reason=None)
     if tmp.exists(): os.replace(tmp, out)
     return dict(rc=rc, timed_out=False, reason=reason)
 
@@ -253,7 +298,8 @@ def execute_notebook(nb,                    # the notebook to execute
                      cell_timeout:float=None, # seconds any one cell may take (papermill's execution_timeout)
                      kernels:WarmKernels=None, # the pool of kept kernels (None: KERNELS)
                     ) -> dict:
-    "Execute `nb` with `params` into `out` in a kept kernel or (`fresh`) a papermill subprocess; rc, timed_out, reason."
+    """Execute `nb` with `params` into `out` in a kept kernel or
+    (`fresh`) a papermill subprocess; rc, timed_out, reason."""
     nb, out = Path(nb), Path(out)
     cwd = Path(cwd) if cwd is not None else out.parent
     env = {k: str(v) for k, v in (env or {}).items()}
@@ -265,7 +311,8 @@ _IPYTHON_NAMES = re.compile(r'_{1,3}|_i{1,3}|_i?\d+|_ih|_oh|_dh|In|Out|exit|quit
 
 def notebook_names(ns:dict, # a notebook's namespace: its globals()
                   ) -> set:
-    "The names defined in `ns`, without those IPython defines by itself (`_`, `_i3`, `_3`, `In`, `Out`, `exit`, ...)."
+    """The names defined in `ns`, without those IPython defines
+    by itself (`_`, `_i3`, `_3`, `In`, `Out`, `exit`, ...)."""
     return {n for n in ns if not _IPYTHON_NAMES.fullmatch(n)}
 
 # %% ../nbs/17_notebooks.ipynb #c763f0ac
@@ -274,15 +321,17 @@ def check_parameters(ns:dict,     # the notebook's namespace, globals(), in the 
                      notebook:str, # the notebook's path in the repository, e.g. 'nbs/train.ipynb'
                      params,      # the names its parameters cell assigns, in their order
                     ):
-    "Raise ConfigError if papermill injected a parameter that the parameters cell of `notebook` does not assign."
+    """Raise ConfigError if papermill injected a parameter
+    that the parameters cell of `notebook` does not assign."""
     params, name = list(params), Path(notebook).name
     stale = [k for k in params if k not in ns]
     if stale: raise ValueError(f"{name}: its parameters cell assigns no {', '.join(stale)}: "
                                "remove them from the names its check_parameters call gives")
-    own = {n for n, v in ns.items() if v is before}                 # the name the snapshot itself is stored under
+    # the name the snapshot itself is stored under
+    own = {n for n, v in ns.items() if v is before}
     unknown = sorted(notebook_names(ns) - set(before) - set(params) - own)
     if not unknown: return
     hint = lambda u: ''.join(f' (did you mean {m}?)' for m in get_close_matches(u, params, n=1))
     which = ', '.join(repr(u) + hint(u) for u in unknown)
-    raise ConfigError(f"{name} has no parameter{'s' * (len(unknown) > 1)} {which}: its parameters are "
-                      f"{', '.join(params)}; see papermill --help-notebook {notebook}")
+    raise ConfigError(f"{name} has no parameter{'s' * (len(unknown) > 1)} {which}: its parameters "
+                      f"are {', '.join(params)}; see papermill --help-notebook {notebook}")

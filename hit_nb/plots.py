@@ -20,25 +20,33 @@ __all__ = ['LATENTS', 'METRICS', 'OPTIMA', 'DATASET_LABELS', 'MODEL_LABELS', 'BO
            'within_band', 'plot_targets_reached', 'plot_targets_vs_grid']
 
 # %% ../nbs/20_plots.ipynb #a1c2271a
-LATENTS = {'mu2': 'μ$_2$', 'mu1': 'μ$_1$'}   # the posterior means the probes see, as the figures write them
+# the posterior means the probes see, as the figures write them
+LATENTS = {'mu2': 'μ$_2$', 'mu1': 'μ$_1$'}
 METRICS = {  # column: (label, unit, display scale)
     'rate_z2': ('$R(z_2)$', 'nats', 1), 'rate_z1': ('$R(z_1|z_2)$', 'nats', 1),
-    'rate': ('total rate $R(z_2) + R(z_1|z_2)$', 'nats', 1), 'distortion': ('distortion', 'nats', 1),
-    'mse': ('MSE', '', 1), 'psnr': ('PSNR', 'dB', 1), 'is': ('Inception Score', '', 1), 'is_std': ('IS std', '', 1),
+    'rate': ('total rate $R(z_2) + R(z_1|z_2)$', 'nats', 1),
+           'distortion': ('distortion', 'nats', 1),
+    'mse': ('MSE', '', 1), 'psnr': ('PSNR', 'dB', 1), 'is': ('Inception Score', '', 1),
+           'is_std': ('IS std', '', 1),
     'is_diversity': ('IS diversity $\\exp H[p(y)]$', '', 1),
     'is_sharpness': ('IS sharpness $\\exp(-E\\,H[p(y|x)])$', '', 1),
     'mi_z2': ('$I_q(y;z_2)$', 'nats', 1), 'mi_z1': ('$I_q(y;z_1)$ (approx.)', 'nats', 1),
-    'acc_bound_z2': ('$f^{-1}(I_q(y;z_2))$', '%', 100), 'acc_bound_rate_z2': ('$f^{-1}(R(z_2))$', '%', 100),
-    'label_entropy': ('$H[p(y)]$', 'nats', 1), 'classifier_accuracy': ('IS classifier accuracy', '%', 100),
+    'acc_bound_z2': ('$f^{-1}(I_q(y;z_2))$', '%', 100),
+           'acc_bound_rate_z2': ('$f^{-1}(R(z_2))$', '%', 100),
+    'label_entropy': ('$H[p(y)]$', 'nats', 1),
+           'classifier_accuracy': ('IS classifier accuracy', '%', 100),
     'n_params': ('parameters', '', 1), 'train_seconds': ('training time', 's', 1),
-    **{f'acc_{p}_{l}': (f'{PROBE_LABELS[p]} acc. on {lat}', '%', 100) for p in PROBES for l, lat in LATENTS.items()},
-    **{f'acc_logreg_std_{l}': (f"{PROBE_LABELS['logreg']} acc. std on {lat}", '%', 100) for l, lat in LATENTS.items()},
+    **{f'acc_{p}_{l}': (f'{PROBE_LABELS[p]} acc. on {lat}', '%', 100) for p in PROBES for l,
+       lat in LATENTS.items()},
+    **{f'acc_logreg_std_{l}': (f"{PROBE_LABELS['logreg']} acc. std on {lat}", '%', 100) for l,
+       lat in LATENTS.items()},
 }
 
 # %% ../nbs/20_plots.ipynb #47ae9892
 def _info(metric):
     if metric not in METRICS:
-        raise ValueError(f"metric={metric!r} is not a column the figures know: use one of {', '.join(METRICS)}")
+        raise ValueError(f"metric={metric!r} is not a column the figures know: use one of "
+                         f"{', '.join(METRICS)}")
     return METRICS[metric]
 
 def metric_label(metric:str, # a column of the results table
@@ -54,7 +62,8 @@ def metric_values(df:pd.DataFrame, # results table
     "The column as floats in display units (accuracies in %); missing or infinite values are NaN."
     _info(metric)
     if metric not in df:
-        raise ValueError(f"the results table has no column {metric!r}: rebuild it with an evaluation that computes it")
+        raise ValueError(f"the results table has no column {metric!r}: rebuild it with an "
+                         "evaluation that computes it")
     v = pd.to_numeric(df[metric], errors='coerce').to_numpy(dtype=float) * METRICS[metric][2]
     return np.where(np.isfinite(v), v, np.nan)
 
@@ -69,22 +78,26 @@ def beta_levels(values,            # beta values (any order, repeats allowed)
         if groups and b <= groups[-1][-1] * (1 + rtol): groups[-1].append(b)
         else: groups.append([b])
     levels = np.array([np.median(g) for g in groups])
-    idx = np.abs(np.log(v)[:, None] - np.log(levels)[None]).argmin(1) if len(v) else np.zeros(0, int)
+    idx = (np.abs(np.log(v)[:, None] - np.log(levels)[None]).argmin(1) if len(v)
+           else np.zeros(0, int))
     return levels, idx
 
 # %% ../nbs/20_plots.ipynb #f780a293
 def grid_matrix(df:pd.DataFrame, # results table (load_results)
                 metric:str,      # a column of it
                ):
-    "(M, beta2, beta1): M[i, j] = metric at beta1[i] (descending), beta2[j] (ascending), as stored; NaN where missing."
+    """(M, beta2, beta1): M[i, j] = metric at beta1[i] (descending),
+    beta2[j] (ascending), as stored; NaN where missing."""
     if metric not in df: raise ValueError(f"the results table has no column {metric!r}")
-    b2, i2 = beta_levels(df['beta2']); b1, i1 = beta_levels(df['beta1'])
+    b2, i2 = beta_levels(df['beta2'])
+    b1, i1 = beta_levels(df['beta1'])
     rows, cols = len(b1) - 1 - i1, i2
     u, n = np.unique(rows * len(b2) + cols, return_counts=True)
     if (n > 1).any():
         r, c = divmod(int(u[n > 1][0]), len(b2))
-        raise ValueError(f"{int((n > 1).sum())} grid cell(s) hold more than one run (e.g. beta2={b2[c]:g}, "
-                         f"beta1={b1[::-1][r]:g}): keep one run per cell (one seed, one number of epochs)")
+        raise ValueError(f"{int((n > 1).sum())} grid cell(s) hold more than one run (e.g. "
+                         f"beta2={b2[c]:g}, beta1={b1[::-1][r]:g}): keep one run per cell (one "
+                         "seed, one number of epochs)")
     M = np.full((len(b1), len(b2)), np.nan)
     M[rows, cols] = pd.to_numeric(df[metric], errors='coerce').to_numpy(dtype=float)
     return M, b2, b1[::-1]
@@ -113,16 +126,20 @@ def beta_color_key(ax,                # matplotlib axes
     g = np.geomspace(lo, hi, 200)
     B2, B1 = np.meshgrid(g, g)
     ax.pcolormesh(g, g, beta_colors(B2, B1), shading='auto', rasterized=True)
-    ax.set_xscale('log'); ax.set_yscale('log')
+    ax.set_xscale('log')
+    ax.set_yscale('log')
     for a in (ax.xaxis, ax.yaxis): a.set_major_formatter(FuncFormatter(lambda v, _: f'{v:g}'))
     if df is not None:
         ax.scatter(df['beta2'], df['beta1'], s=10, c='k', lw=0, label='run')
         left = pd.DataFrame(df.attrs.get('left_out', []), columns=['beta2', 'beta1'])
-        if len(left): ax.scatter(left.beta2, left.beta1, s=30, c='k', marker='x', lw=1, label='missing run')
+        if len(left):
+            ax.scatter(left.beta2, left.beta1, s=30, c='k', marker='x', lw=1, label='missing run')
     ax.plot([lo, hi], [lo, hi], c='r', lw=0.8, ls=':')
     for row, m, lab in (marks or []):
-        ax.scatter(row['beta2'], row['beta1'], marker=m, s=90, facecolor='none', edgecolor='k', lw=1.4)
-    ax.set_xlabel('β$_2$ (weight of $R(z_2)$)'); ax.set_ylabel('β$_1$ (weight of $R(z_1|z_2)$)')
+        ax.scatter(row['beta2'], row['beta1'], marker=m, s=90, facecolor='none', edgecolor='k',
+                   lw=1.4)
+    ax.set_xlabel('β$_2$ (weight of $R(z_2)$)')
+    ax.set_ylabel('β$_1$ (weight of $R(z_1|z_2)$)')
     ax.set_title('β colour code', fontsize=10)
     ax.set_aspect('equal')
     return ax
@@ -141,16 +158,20 @@ def hull_points(df:pd.DataFrame, # results table
                 metric:str,      # the metric whose upper hull over the total rate is wanted
                 lower:bool=False,# lower hull (for lower-is-better metrics)
                ) -> np.ndarray:
-    "Boolean mask of the runs on the upper convex hull of `metric` over the total rate R(z2) + R(z1|z2)."
-    return hull_mask(metric_values(df, 'rate_z2') + metric_values(df, 'rate_z1'), metric_values(df, metric), lower)
+    """Boolean mask of the runs on the upper convex hull
+    of `metric` over the total rate R(z2) + R(z1|z2)."""
+    return hull_mask(metric_values(df, 'rate_z2') + metric_values(df, 'rate_z1'),
+                     metric_values(df, metric), lower)
 
 # %% ../nbs/20_plots.ipynb #a68a1fd7
-OPTIMA = (('psnr', '^', 'best PSNR'), ('is', 'p', 'best IS'), ('acc_rbfsvm_mu2', 'D', 'best RBF SVM acc. on μ$_2$'))
+OPTIMA = (('psnr', '^', 'best PSNR'), ('is', 'p', 'best IS'),
+          ('acc_rbfsvm_mu2', 'D', 'best RBF SVM acc. on μ$_2$'))
 
 def optima(df:pd.DataFrame, # results table
            specs=OPTIMA,    # (metric, marker, label) triples
           ) -> list:
-    "[(row, marker, label)] of the run with the largest value of each metric (metrics not in the table are skipped)."
+    """[(row, marker, label)] of the run with the largest value
+    of each metric (metrics not in the table are skipped)."""
     out = []
     for metric, marker, label in specs:
         if metric not in df: continue
@@ -159,18 +180,21 @@ def optima(df:pd.DataFrame, # results table
     return out
 
 # %% ../nbs/20_plots.ipynb #25dc1303
-def _size(n): return float(np.clip(2400 / max(n, 1), 14, 70))   # marker area: smaller for larger grids
+def _size(n):
+    return float(np.clip(2400 / max(n, 1), 14, 70))   # marker area: smaller for larger grids
 
 def _rings(ax, x, y, df, hull_mask, s, z=None):
     "Red rings on the β-VAE diagonal, black on the VAE, purple (larger) on the hull."
     pts = lambda m: (x[m], y[m]) if z is None else (x[m], y[m], z[m])
-    rings = (beta_vae_mask(df), 'r', 2.2, 1.2), (vae_mask(df), 'k', 2.2, 1.6), (hull_mask, 'purple', 4, 1.4)
+    rings = (beta_vae_mask(df), 'r', 2.2, 1.2), (vae_mask(df), 'k', 2.2, 1.6), (hull_mask, 'purple',
+                                                                                4, 1.4)
     for m, c, k, lw in rings:
         m = np.asarray(m) & np.isfinite(x) & np.isfinite(y)
         if m.any(): ax.scatter(*pts(m), s=s * k, facecolor='none', edgecolor=c, lw=lw, zorder=4)
 
 def _marks(ax, marks, x='rate_z2', y='rate_z1', z=None, s=90):
-    "Open markers at the runs of `marks` [(row, marker, label)], in the coordinates `x`, `y` (and `z`)."
+    """Open markers at the runs of `marks` [(row, marker,
+    label)], in the coordinates `x`, `y` (and `z`)."""
     for row, m, lab in (marks or []):
         xyz = [row[x], row[y]] + ([row[z] * METRICS[z][2]] if z else [])
         ax.scatter(*xyz, marker=m, s=s, facecolor='none', edgecolor='k', lw=1.5, zorder=6)
@@ -182,17 +206,21 @@ def legend_handles(hull:bool=True, # an entry for the purple hull rings
                    s:float=40,     # marker area of the points (the rings scale with it)
                   ) -> list:
     "Legend entries of the shared markers (for a figure-level legend)."
-    ring = lambda c, lab, k: Line2D([], [], ls='', marker='o', mfc='none', mec=c, mew=1.4, ms=np.sqrt(s * k), label=lab)
+    ring = lambda c, lab, k: Line2D([], [], ls='', marker='o', mfc='none', mec=c, mew=1.4,
+                                    ms=np.sqrt(s * k), label=lab)
     h = [ring('r', 'β$_2$ = β$_1$ (β-VAE)', 2.2), ring('k', 'β$_2$ = β$_1$ = 1 (VAE)', 2.2)]
     if hull: h.append(ring('purple', 'upper convex hull over total rate', 4))
-    if iso: h.append(Line2D([], [], ls='--', c='0.55', lw=0.8, label='equal total rate (labels: nats)'))
-    h += [Line2D([], [], ls='', marker=m, mfc='none', mec='k', mew=1.4, ms=9, label=lab) for _, m, lab in (marks or [])]
+    if iso:
+        h.append(Line2D([], [], ls='--', c='0.55', lw=0.8, label='equal total rate (labels: nats)'))
+    h += [Line2D([], [], ls='', marker=m, mfc='none', mec='k', mew=1.4, ms=9, label=lab) for _, m,
+          lab in (marks or [])]
     return h
 
 # %% ../nbs/20_plots.ipynb #5ae020dd
 DATASET_LABELS = {'svhn': 'SVHN', 'cifar10': 'CIFAR-10', 'mnist': 'binary MNIST',
                   'mnist5k': 'mnist5k (binary MNIST subset)'}   # how titles name the data sets of `hit_nb.data`
-MODEL_LABELS = {'ghvae': 'GHVAE', 'lvae': 'LVAE'}                # ... and the models of `hit_nb.models`
+# ... and the models of `hit_nb.models`
+MODEL_LABELS = {'ghvae': 'GHVAE', 'lvae': 'LVAE'}
 
 def _join(vals, names=None):
     "The distinct values of `vals`, sorted, by their names in `names`, comma-separated."
@@ -206,28 +234,36 @@ def title_for(df:pd.DataFrame, # results table
     if plain: return title_for(df, what).replace('$_2$', '2').replace('$_1$', '1')
     g2 = beta_levels(df.attrs.get('grid_beta2', df['beta2']))[0]
     g1 = beta_levels(df.attrs.get('grid_beta1', df['beta1']))[0]
-    grid = f'{len(g2)}×{len(g1)} grid' if len(g2) == len(g1) else f'{len(g2)} β$_2$ × {len(g1)} β$_1$ grid'
-    if 'atlas' in df and len(df) and df['atlas'].astype(str).eq('True').all(): grid += ' of one rate atlas'
+    grid = (f'{len(g2)}×{len(g1)} grid' if len(g2) == len(g1)
+            else f'{len(g2)} β$_2$ × {len(g1)} β$_1$ grid')
+    if 'atlas' in df and len(df) and df['atlas'].astype(str).eq('True').all():
+        grid += ' of one rate atlas'
     parts = [_join(df['dataset'], DATASET_LABELS), _join(df['model'], MODEL_LABELS), grid]
-    if 'n_layers' in df and set(df['n_layers']) != {2}: parts.insert(2, f"L = {_join(df['n_layers'])}")
-    if (n_runs := df.attrs.get('n_runs', len(df))) != len(df): parts.append(f'{len(df)} of {n_runs} runs')
+    if 'n_layers' in df and set(df['n_layers']) != {2}:
+        parts.insert(2, f"L = {_join(df['n_layers'])}")
+    if (n_runs := df.attrs.get('n_runs', len(df))) != len(df):
+        parts.append(f'{len(df)} of {n_runs} runs')
     if 'epochs' in df:
         e = sorted(set(df['epochs']))
-        parts.append((f'{e[0]} epoch' + 's' * (e[0] != 1)) if len(e) == 1 else f'{e[0]}–{e[-1]} epochs')
+        parts.append((f'{e[0]} '
+                      'epoch' + 's' * (e[0] != 1)) if len(e) == 1 else f'{e[0]}–{e[-1]} epochs')
     return (what + '\n' if what else '') + ' · '.join(parts)
 
 # %% ../nbs/20_plots.ipynb #aee0b6d6
 def _iso_rate(ax, n:int=8):
-    "Dashed lines of equal total rate x + y = const across the current axes box, in data coordinates."
+    """Dashed lines of equal total rate x + y = const
+    across the current axes box, in data coordinates."""
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
     levels = MaxNLocator(n).tick_values(x0 + y0, x1 + y1)
     for c in levels[(levels > x0 + y0) & (levels < x1 + y1)]:
         ax.plot([x0, x1], [c - x0, c - x1], ls='--', c='0.55', lw=0.6, zorder=0)
-        xt, yt = (c - y1, y1) if c - y1 >= x0 else (x0, c - x0)        # where the line enters the top or the left edge
+        xt, yt = ((c - y1, y1) if c - y1 >= x0
+                  else (x0, c - x0))        # where the line enters the top or the left edge
         if x0 <= xt <= x1 - 0.06 * (x1 - x0) and y0 + 0.06 * (y1 - y0) <= yt <= y1:   # not in a corner: it would spill
-            ax.annotate(f'{c:g}', (xt, yt), fontsize=6, color='0.4', xytext=(2, -2), textcoords='offset points',
-                        va='top', ha='left')
-    ax.set_xlim(x0, x1); ax.set_ylim(y0, y1)
+            ax.annotate(f'{c:g}', (xt, yt), fontsize=6, color='0.4', xytext=(2, -2),
+                        textcoords='offset points', va='top', ha='left')
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
 
 # %% ../nbs/20_plots.ipynb #24148e1f
 def scatter_2d(ax,                    # matplotlib axes
@@ -243,21 +279,27 @@ def scatter_2d(ax,                    # matplotlib axes
                title:str|None=None,   # axes title (None: the metric's name)
                s:float|None=None,     # marker area (None: from the number of runs)
               ):
-    "The metric over (R(z2), R(z1|z2)) as coloured points with the shared rings and iso-total-rate lines; the scatter."
+    """The metric over (R(z2), R(z1|z2)) as coloured points with
+    the shared rings and iso-total-rate lines; the scatter."""
     x, y, v = metric_values(df, 'rate_z2'), metric_values(df, 'rate_z1'), metric_values(df, metric)
     s = s or _size(len(df))
     ok = np.isfinite(v)
-    if (~ok).any(): ax.scatter(x[~ok], y[~ok], s=s, facecolor='none', edgecolor='0.5', lw=0.8, zorder=2)  # no value
+    if (~ok).any():
+        # no value
+        ax.scatter(x[~ok], y[~ok], s=s, facecolor='none', edgecolor='0.5', lw=0.8, zorder=2)
     sc = ax.scatter(x[ok], y[ok], c=v[ok], s=s, cmap=cmap, edgecolor='k', lw=0.3, zorder=3)
     _rings(ax, x, y, df, hull_points(df, metric, lower) if hull else np.zeros(len(df), bool), s)
     _marks(ax, marks)
     ax.margins(0.08)
     ax.autoscale_view()
     if iso_rate: _iso_rate(ax)
-    ax.set_xlabel(metric_label('rate_z2')); ax.set_ylabel(metric_label('rate_z1'))
+    ax.set_xlabel(metric_label('rate_z2'))
+    ax.set_ylabel(metric_label('rate_z1'))
     ax.set_title(METRICS[metric][0] if title is None else title, fontsize=10)
     if colorbar: ax.figure.colorbar(sc, ax=ax, label=metric_label(metric), shrink=0.9)
-    if legend: ax.legend(handles=legend_handles(hull, iso_rate, marks, s), fontsize=7, loc='best', framealpha=0.85)
+    if legend:
+        ax.legend(handles=legend_handles(hull, iso_rate, marks, s), fontsize=7, loc='best',
+                  framealpha=0.85)
     return sc
 
 # %% ../nbs/20_plots.ipynb #a7805325
@@ -270,14 +312,18 @@ def panels_2d(df:pd.DataFrame, # results table
               size=(4.3, 3.5), # inches per panel
              ):
     "A figure with one `scatter_2d` panel per metric, a shared legend and a `title_for` title."
-    n = len(metrics); nrows = -(-n // ncols); ncols = min(ncols, n)
-    fig, axs = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows + 0.9), squeeze=False,
-                            layout='constrained')
+    n = len(metrics)
+    nrows = -(-n // ncols)
+    ncols = min(ncols, n)
+    fig, axs = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows + 0.9),
+                            squeeze=False, layout='constrained')
     for ax, m in zip(axs.flat, metrics):
-        scatter_2d(ax, df, m, hull=hull if isinstance(hull, bool) else m in hull, legend=False, marks=marks)
+        scatter_2d(ax, df, m, hull=hull if isinstance(hull, bool) else m in hull, legend=False,
+                   marks=marks)
     for ax in axs.flat[n:]: ax.axis('off')
     any_hull = hull if isinstance(hull, bool) else bool(set(hull) & set(metrics))
-    fig.legend(handles=legend_handles(any_hull, True, marks, _size(len(df))), loc='outside lower center',
+    fig.legend(handles=legend_handles(any_hull, True, marks, _size(len(df))), loc='outside lower '
+                                                                                  'center',
                ncols=min(4 + len(marks or []), 7), fontsize=8, frameon=False)
     fig.suptitle(title_for(df, what), fontsize=11)
     return fig
@@ -302,41 +348,52 @@ def surface_3d(ax,                  # a 3D axes (projection='3d')
                s:float|None=None,   # marker area
                elev:float=22, azim:float=-55, # view
               ):
-    "Runs as points in 3D in the β colour code, a surface over the β grid's triangles, wall projections; returns ax."
+    """Runs as points in 3D in the β colour code, a surface over
+    the β grid's triangles, wall projections; returns ax."""
     X, Y, Z = metric_values(df, x), metric_values(df, y), metric_values(df, z)
     ok = np.isfinite(X) & np.isfinite(Y) & np.isfinite(Z)
-    d = df[ok]; X, Y, Z = X[ok], Y[ok], Z[ok]
+    d = df[ok]
+    X, Y, Z = X[ok], Y[ok], Z[ok]
     col = beta_colors(d['beta2'].to_numpy(), d['beta1'].to_numpy())
     s = s or _size(len(d)) * 0.8
     ax.view_init(elev=elev, azim=azim)
     if surface and len(d) >= 3:
         try:
             tri = Triangulation(np.log(d['beta2'].to_numpy()), np.log(d['beta1'].to_numpy()))
-            surf = ax.plot_trisurf(X, Y, Z, triangles=tri.triangles, linewidth=0.2, edgecolor=(1, 1, 1, 0.4),
-                                   antialiased=True, shade=False)
+            surf = ax.plot_trisurf(X, Y, Z, triangles=tri.triangles, linewidth=0.2,
+                                   edgecolor=(1, 1, 1, 0.4), antialiased=True, shade=False)
             surf.set_facecolor(np.c_[col[tri.triangles].mean(1), np.full(len(tri.triangles), 0.55)])
-        except (ValueError, RuntimeError): pass                       # all runs on one line in β space: points only
+        except (ValueError, RuntimeError):
+            pass                       # all runs on one line in β space: points only
     ax.scatter(X, Y, Z, c=col, s=s, edgecolor='k', lw=0.3, depthshade=False, zorder=5)
     _marks(ax, marks, x, y, z, s=110)
-    ax.set_xlabel(metric_label(x), fontsize=8, labelpad=2); ax.set_ylabel(metric_label(y), fontsize=8, labelpad=2)
+    ax.set_xlabel(metric_label(x), fontsize=8, labelpad=2)
+    ax.set_ylabel(metric_label(y), fontsize=8, labelpad=2)
     ax.set_zlabel(metric_label(z), fontsize=8, labelpad=2)
     ax.tick_params(labelsize=7, pad=0)
-    for a in (ax.xaxis, ax.yaxis, ax.zaxis): a.set_major_formatter(FuncFormatter(lambda v, _: f'{v:.6g}'))  # no offset
+    for a in (ax.xaxis, ax.yaxis, ax.zaxis):
+        a.set_major_formatter(FuncFormatter(lambda v, _: f'{v:.6g}'))  # no offset
     if walls and len(d):
         lims = ax.get_xlim(), ax.get_ylim(), ax.get_zlim()
         xw, yw, zf = _back_walls(ax)
         kw = dict(c='0.5', s=s * 0.3, alpha=0.35, lw=0, depthshade=False)
-        ax.scatter(X, Y, np.full_like(Z, zf), **kw); ax.scatter(X, np.full_like(Y, yw), Z, **kw)
+        ax.scatter(X, Y, np.full_like(Z, zf), **kw)
+        ax.scatter(X, np.full_like(Y, yw), Z, **kw)
         ax.scatter(np.full_like(X, xw), Y, Z, **kw)
-        ax.set_xlim(*lims[0]); ax.set_ylim(*lims[1]); ax.set_zlim(*lims[2])
+        ax.set_xlim(*lims[0])
+        ax.set_ylim(*lims[1])
+        ax.set_zlim(*lims[2])
     if key:
         k = beta_color_key(ax.inset_axes([-0.02, 0.74, 0.2, 0.2]), df)
-        k.set_title(''); k.set_xlabel('β$_2$', fontsize=7, labelpad=0); k.set_ylabel('β$_1$', fontsize=7, labelpad=0)
+        k.set_title('')
+        k.set_xlabel('β$_2$', fontsize=7, labelpad=0)
+        k.set_ylabel('β$_1$', fontsize=7, labelpad=0)
         k.tick_params(labelsize=6, pad=1)
     return ax
 
 # %% ../nbs/20_plots.ipynb #478bbed2
-BOUNDS = {'mi': 'acc_bound_z2', 'rate': 'acc_bound_rate_z2'}   # the accuracy bounds of Eq. 11, by what they bound from
+# the accuracy bounds of Eq. 11, by what they bound from
+BOUNDS = {'mi': 'acc_bound_z2', 'rate': 'acc_bound_rate_z2'}
 
 def total_rate_plot(ax,                 # matplotlib axes
                     df:pd.DataFrame,    # results table
@@ -347,8 +404,10 @@ def total_rate_plot(ax,                 # matplotlib axes
                     legend=True,        # True: legend in the axes; 'outside': to the right of them; False: none
                     s:float|None=None,  # marker area
                    ):
-    "Metric over the total rate, points in the β colour code, the shared rings, and the accuracy bound(s) per run."
-    if bound not in (None, 'mi', 'rate', 'both'): raise ValueError(f"bound={bound!r}: use 'mi', 'rate', 'both' or None")
+    """Metric over the total rate, points in the β colour code,
+    the shared rings, and the accuracy bound(s) per run."""
+    if bound not in (None, 'mi', 'rate', 'both'):
+        raise ValueError(f"bound={bound!r}: use 'mi', 'rate', 'both' or None")
     R, v = metric_values(df, 'rate_z2') + metric_values(df, 'rate_z1'), metric_values(df, metric)
     s = s or _size(len(df))
     ok = np.isfinite(R) & np.isfinite(v)
@@ -357,23 +416,29 @@ def total_rate_plot(ax,                 # matplotlib axes
     hm = hull_points(df, metric) if hull else np.zeros(len(df), bool)
     _rings(ax, R, v, df, hm, s)
     if hull and hm.sum() > 1:
-        o = np.argsort(R[hm]); ax.plot(R[hm][o], v[hm][o], c='purple', lw=0.8, alpha=0.6, zorder=2)
+        o = np.argsort(R[hm])
+        ax.plot(R[hm][o], v[hm][o], c='purple', lw=0.8, alpha=0.6, zorder=2)
     handles = legend_handles(hull, False, marks, s)
     kinds = [] if bound is None else ['mi', 'rate'] if bound == 'both' else [bound]
     for kind, c, m in zip(kinds, ('k', '0.5'), ('_', '1')):     # each run's bound at its own rate; dashed: β-VAEs
         b = metric_values(df, BOUNDS[kind])
         okb = np.isfinite(R) & np.isfinite(b)
         if kind == 'mi':
-            ax.vlines(R[okb & ok], v[okb & ok], b[okb & ok], colors=c, lw=0.5, alpha=0.5, linestyles=':', zorder=1)
+            ax.vlines(R[okb & ok], v[okb & ok], b[okb & ok], colors=c, lw=0.5, alpha=0.5,
+                      linestyles=':', zorder=1)
         ax.scatter(R[okb], b[okb], marker=m, s=s * 1.6, c=c, lw=1.4, zorder=3)
         d = okb & beta_vae_mask(df)
-        o = np.argsort(R[d]); ax.plot(R[d][o], b[d][o], ls='--', c=c, lw=1, zorder=2)
+        o = np.argsort(R[d])
+        ax.plot(R[d][o], b[d][o], ls='--', c=c, lw=1, zorder=2)
         handles.append(Line2D([], [], ls='--', marker=m, c=c, ms=8, mew=1.4,
-                              label=f"bound {METRICS[BOUNDS[kind]][0]} per run (dashed: β-VAE runs)"))
+                              label=f"bound {METRICS[BOUNDS[kind]][0]} per run (dashed: β-VAE "
+                                    "runs)"))
     _marks(ax, marks, 'rate', metric)
-    ax.set_xlabel(metric_label('rate')); ax.set_ylabel(metric_label(metric))
+    ax.set_xlabel(metric_label('rate'))
+    ax.set_ylabel(metric_label(metric))
     if legend == 'outside':
-        ax.legend(handles=handles, fontsize=8, loc='upper left', bbox_to_anchor=(1.02, 1), frameon=False)
+        ax.legend(handles=handles, fontsize=8, loc='upper '
+                                                   'left', bbox_to_anchor=(1.02, 1), frameon=False)
     elif legend: ax.legend(handles=handles, fontsize=7, loc='best', framealpha=0.85)
     return ax
 
@@ -390,7 +455,8 @@ def within_band(target,              # target rate(s) (nats)
 # %% ../nbs/20_plots.ipynb #6f1005ae
 def _reached(df):
     "Rows of a results table that were trained with targets and finished."
-    if 'target_rate_z2' not in df: raise ValueError("the results table has no target_rate_z2 column: no targeted runs")
+    if 'target_rate_z2' not in df:
+        raise ValueError("the results table has no target_rate_z2 column: no targeted runs")
     return df[df['status'].isin(['done', 'trained']) & df['target_rate_z2'].notna()]
 
 def plot_targets_reached(df:pd.DataFrame, # results table of a target sweep (results.results_table)
@@ -402,48 +468,59 @@ def plot_targets_reached(df:pd.DataFrame, # results table of a target sweep (res
     for a, (k, name) in zip(ax, [('rate_z2', 'R(z$_2$)'), ('rate_z1', 'R(z$_1$|z$_2$)')]):
         t, r = d[f'target_{k}'].to_numpy(float), d[k].to_numpy(float)
         hi = max(t.max(), r.max()) * 1.1
-        g = np.linspace(0, hi, 200); tol = np.maximum(rel_tol * g, abs_tol)
-        a.fill_between(g, g - tol, g + tol, color='tab:green', alpha=0.15, label=f'±{rel_tol:.0%} (≥ {abs_tol} nat)')
+        g = np.linspace(0, hi, 200)
+        tol = np.maximum(rel_tol * g, abs_tol)
+        a.fill_between(g, g - tol, g + tol, color='tab:green', alpha=0.15,
+                       label=f'±{rel_tol:.0%} (≥ {abs_tol} nat)')
         a.plot(g, g, 'k--', lw=1, label='reached = target')
         ok = within_band(t, r, rel_tol, abs_tol)
         a.scatter(t[ok], r[ok], color='tab:blue', zorder=3, label='within the band')
-        if (~ok).any(): a.scatter(t[~ok], r[~ok], color='tab:red', marker='x', zorder=3, label='missed')
+        if (~ok).any():
+            a.scatter(t[~ok], r[~ok], color='tab:red', marker='x', zorder=3, label='missed')
         a.set(xlim=(0, hi), ylim=(0, hi), xlabel=f'target {name} (nats)',
               ylabel=f'reached {name} on the test set (nats)')
-        a.set_title(f'{name}: {ok.sum()}/{len(ok)} within the band'); a.legend(fontsize=8, loc='upper left')
+        a.set_title(f'{name}: {ok.sum()}/{len(ok)} within the band')
+        a.legend(fontsize=8, loc='upper left')
     a = ax[2]
     for _, row in d.iterrows():
-        a.annotate('', (row['rate_z2'], row['rate_z1']), (row['target_rate_z2'], row['target_rate_z1']),
+        a.annotate('', (row['rate_z2'], row['rate_z1']),
+                   (row['target_rate_z2'], row['target_rate_z1']),
                    arrowprops=dict(arrowstyle='->', color='grey', lw=0.8))
     a.scatter(d['target_rate_z2'], d['target_rate_z1'], marker='+', s=80, color='k', label='target')
     a.scatter(d['rate_z2'], d['rate_z1'], color='tab:blue', s=20, label='reached (test set)')
-    a.set(xlabel='R(z$_2$) (nats)', ylabel='R(z$_1$|z$_2$) (nats)', title='rate space'); a.legend(fontsize=8)
+    a.set(xlabel='R(z$_2$) (nats)', ylabel='R(z$_1$|z$_2$) (nats)', title='rate space')
+    a.legend(fontsize=8)
     ds, mo = d['dataset'].iloc[0], d['model'].iloc[0].upper()
-    fig.suptitle(f"Rate targeting · {ds} · {mo} · {len(d)} target pairs, {int(d['epochs'].iloc[0])} epochs each "
-                 f"(one run per pair)")
+    fig.suptitle(f"Rate targeting · {ds} · {mo} · {len(d)} target pairs, "
+                 f"{int(d['epochs'].iloc[0])} epochs each (one run per pair)")
     fig.tight_layout()
     return fig
 
 # %% ../nbs/20_plots.ipynb #160e41fa
-def _epochs(d): return '/'.join(str(int(e)) for e in sorted(d['epochs'].unique())) if 'epochs' in d else '?'
+def _epochs(d):
+    return '/'.join(str(int(e)) for e in sorted(d['epochs'].unique())) if 'epochs' in d else '?'
 
 def plot_targets_vs_grid(targets_df:pd.DataFrame, # results table of a target sweep (evaluated)
                          grid_df:pd.DataFrame,    # results table of a beta-grid sweep (evaluated)
                          metrics=('psnr', 'acc_rbfsvm_mu2'), # columns to compare
                         ):
-    "Each metric against total rate: targeted models vs beta-grid models and the grid's upper convex hull."
-    t = targets_df[targets_df['status'] == 'done']; g = grid_df[grid_df['status'] == 'done']
+    """Each metric against total rate: targeted models vs
+    beta-grid models and the grid's upper convex hull."""
+    t = targets_df[targets_df['status'] == 'done']
+    g = grid_df[grid_df['status'] == 'done']
     fig, axs = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4.2), squeeze=False)
     for a, m in zip(axs[0], metrics):
         gr, gm = g['rate'].to_numpy(float), metric_values(g, m)
         a.scatter(gr, gm, color='lightgrey', edgecolor='grey', s=30,
                   label=f'β grid ({len(g)} models, {_epochs(g)} epochs)')
         h = np.asarray(upper_hull(gr, gm), dtype=int)
-        h = h[np.argsort(gr[h])]                                   # draw the hull from low to high rate
+        # draw the hull from low to high rate
+        h = h[np.argsort(gr[h])]
         if len(h): a.plot(gr[h], gm[h], color='purple', lw=1.2, label='grid: upper convex hull')
         a.scatter(t['rate'], metric_values(t, m), color='tab:orange', edgecolor='k', s=40, zorder=3,
                   label=f'targeted ({len(t)} models, {_epochs(t)} epochs)')
-        a.set(xlabel='total rate R(z$_2$) + R(z$_1$|z$_2$) (nats)', ylabel=metric_label(m)); a.legend(fontsize=8)
+        a.set(xlabel='total rate R(z$_2$) + R(z$_1$|z$_2$) (nats)', ylabel=metric_label(m))
+        a.legend(fontsize=8)
     ds, mo = g['dataset'].iloc[0], g['model'].iloc[0].upper()
     fig.suptitle(f"Targeted vs β-grid models at equal total rate · {ds} · {mo}")
     fig.tight_layout()

@@ -27,9 +27,10 @@ def notebooks_path(notebooks_dir=None, # folder with train.ipynb and evaluate.ip
                   [Path(hit_nb.__file__).resolve().parent.parent/'nbs', Path.cwd()/'nbs']
     for c in cands:
         if (c/'train.ipynb').is_file() and (c/'evaluate.ipynb').is_file(): return c.absolute()
-    raise ConfigError(f"notebooks_dir: none of {', '.join(map(str, cands))} holds train.ipynb and evaluate.ipynb; "
-                      f"pass notebooks_dir=<a hit_nb clone>/nbs (or set HIT_NB_NOTEBOOKS): the sweep runs the "
-                      f"notebooks of a checkout, e.g. one installed with pip install -e")
+    raise ConfigError(f"notebooks_dir: none of {', '.join(map(str, cands))} holds train.ipynb and "
+                      "evaluate.ipynb; pass notebooks_dir=<a hit_nb clone>/nbs (or set "
+                      "HIT_NB_NOTEBOOKS): the sweep runs the notebooks of a checkout, e.g. one "
+                      "installed with pip install -e")
 
 # %% ../nbs/18b_points.ipynb #8b75df41
 STAND_INS = dict(train="""import json, time
@@ -64,37 +65,47 @@ Path(out).write_text(json.dumps(dict(dataset=dataset, device=device, threads=thr
 def stand_in_notebooks(folder,           # the folder to write them into (created)
                        bodies:dict=None, # {notebook name: code that replaces all after its parameters cell}; STAND_INS
                       ) -> Path:
-    "A notebooks folder: the real papermill notebooks' parameters cells with stand-in bodies (sweeps without training)."
+    """A notebooks folder: the real papermill notebooks' parameters
+    cells with stand-in bodies (sweeps without training)."""
     import nbformat
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     for name, body in (STAND_INS if bodies is None else bodies).items():
         nb = nbformat.read(notebooks_path()/f'{name}.ipynb', as_version=4)
-        nb.cells = [c for c in nb.cells if 'parameters' in c.metadata.get('tags', [])] + [nbformat.v4.new_code_cell(body)]
+        nb.cells = [c for c in nb.cells
+                    if 'parameters' in c.metadata.get('tags',
+                                                      [])] + [nbformat.v4.new_code_cell(body)]
         nbformat.write(nb, folder/f'{name}.ipynb')
     return folder
 
 # %% ../nbs/18b_points.ipynb #40e3cda6
 def _clear_debris(run:Path):
-    "Delete the hidden notebooks of a killed attempt, and its .tmp files if no process holds the run's lock."
+    """Delete the hidden notebooks of a killed attempt, and
+    its .tmp files if no process holds the run's lock."""
     for f in run.glob('.*.partial.ipynb'): f.unlink()
     with file_lock(run/'.lock', wait=False) as free:
         if free:
             for f in run.glob('.*.tmp'): f.unlink()
 
 # %% ../nbs/18b_points.ipynb #62d1cbf0
-def _outcome(run, status, t0, reason=None, stage=None, attempt=1, skipped=False, params=None, evaluation=None) -> dict:
-    "The outcome of a point, timed from `t0` (time.monotonic()); written to failure.json unless done or skipped."
-    res = dict(run_dir=str(run), status=status, reason=reason, stage=stage, seconds=round(time.monotonic() - t0, 2),
-               attempt=attempt, skipped=skipped)
+def _outcome(run, status, t0, reason=None, stage=None, attempt=1, skipped=False, params=None,
+             evaluation=None) -> dict:
+    """The outcome of a point, timed from `t0` (time.monotonic());
+    written to failure.json unless done or skipped."""
+    res = dict(run_dir=str(run), status=status, reason=reason, stage=stage,
+               seconds=round(time.monotonic() - t0, 2), attempt=attempt, skipped=skipped)
     if status != 'done' and not skipped:
-        write_json(run/'failure.json', dict(res, params=params, evaluation=evaluation, host=socket.gethostname(),
+        write_json(run/'failure.json',
+                   dict(res, params=params, evaluation=evaluation, host=socket.gethostname(),
                                             time=time.strftime('%Y-%m-%d %H:%M:%S %z')))
     return res
 
 
 # %% ../nbs/18b_points.ipynb #e6c31b78
-def _trained(run:Path, r:dict, timeout, notebook:str='train.ipynb', what:str='training') -> tuple|None:
-    "How training `run` went by the notebook's result `r` (execute_notebook): None (DONE), or (status, reason, 'train')."
+def _trained(run:Path, r:dict, timeout, notebook:str='train.ipynb',
+             what:str='training') -> tuple|None:
+    """How training `run` went by the notebook's result `r`
+    (execute_notebook): None (DONE), or (status, reason, 'train')."""
     if r['timed_out']:
         epochs = len((read_json_or_none(run/'metrics.json') or {}).get('history') or [])
         return 'timeout', f"killed after timeout={timeout} s while {what}; {epochs} epoch(s) trained so far, " \
@@ -105,23 +116,28 @@ def _trained(run:Path, r:dict, timeout, notebook:str='train.ipynb', what:str='tr
     return 'failed', r['reason'] or f"{notebook} ended (exit {r['rc']}) without DONE", 'train'
 
 def training_recorded(run:Path) -> bool:
-    "True when `run` is DONE and keeps the record of its training, train.ipynb: nothing left to train."
+    """True when `run` is DONE and keeps the record of
+    its training, train.ipynb: nothing left to train."""
     return (run/'DONE').exists() and (run/'train.ipynb').is_file()
 
 def _train(run:Path, params:dict, nbs:Path, run_nb, timeout) -> tuple|None:
-    "Train or resume (for a DONE run: only write the missing record); None, or (status, reason, 'train')."
+    """Train or resume (for a DONE run: only write the
+    missing record); None, or (status, reason, 'train')."""
     if training_recorded(run): return None
     return _trained(run, run_nb(nbs/'train.ipynb', run/'train.ipynb', params), timeout)
 
 # %% ../nbs/18b_points.ipynb #078de159
-def _evaluate(run:Path, eval_params:dict, classifier, nbs:Path, run_nb, timeout, want:dict=None) -> tuple|None:
-    "Evaluate a DONE run (nothing to do if it is complete with the settings `want`); None, or (status, reason, stage)."
+def _evaluate(run:Path, eval_params:dict, classifier, nbs:Path, run_nb, timeout,
+              want:dict=None) -> tuple|None:
+    """Evaluate a DONE run (nothing to do if it is complete with
+    the settings `want`); None, or (status, reason, stage)."""
     if run_complete(run) and not (want and eval_differences(run, want)): return None
     ev = dict(eval_params, run_dir=str(run))
     if classifier is not None: ev['classifier'] = str(Path(classifier).expanduser().absolute())
     r = run_nb(nbs/'evaluate.ipynb', run/'evaluate.ipynb', ev)
-    if r['timed_out']: return 'timeout', f"killed after timeout={timeout} s while evaluating (training is DONE)", \
-                              'evaluate'
+    if r['timed_out']:
+        return 'timeout', f"killed after timeout={timeout} s while evaluating (training is DONE)", \
+               'evaluate'
     if r['rc'] != 0 or run_status(run)[0] != 'done':
         return 'failed', r['reason'] or f"evaluate.ipynb ended (exit {r['rc']}) without an evaluated metrics.json", \
                'evaluate'
@@ -130,13 +146,14 @@ def _evaluate(run:Path, eval_params:dict, classifier, nbs:Path, run_nb, timeout,
 
 # %% ../nbs/18b_points.ipynb #e7f4f5fb
 def _recorded(run:Path, retry_failed:bool, t0:float, want:dict=None) -> tuple:
-    "(outcome, attempt): the outcome of a point with nothing to do (its failure.json, or complete), else None."
+    """(outcome, attempt): the outcome of a point with nothing
+    to do (its failure.json, or complete), else None."""
     f, attempt = run/'failure.json', 1
     if f.exists():
         old = read_json_or_none(f) or {}
         if not retry_failed and not stale_failure(old, want):
-            return _outcome(run, old.get('status', 'failed'), t0, old.get('reason'), old.get('stage'),
-                            old.get('attempt', 1), skipped=True), None
+            return _outcome(run, old.get('status', 'failed'), t0, old.get('reason'),
+                            old.get('stage'), old.get('attempt', 1), skipped=True), None
         attempt = int(old.get('attempt', 1)) + 1
         f.unlink()
     done = run_complete(run) and not (want and eval_differences(run, want))
@@ -145,10 +162,13 @@ def _recorded(run:Path, retry_failed:bool, t0:float, want:dict=None) -> tuple:
 
 # %% ../nbs/18b_points.ipynb #3ddc6972
 def _prepare(run:Path, params:dict, want:dict, retry_failed:bool, t0:float) -> tuple:
-    "(outcome, attempt): a refused point's or finished point's outcome, else None once the run's debris is cleared."
+    """(outcome, attempt): a refused point's or finished point's
+    outcome, else None once the run's debris is cleared."""
     if diff := config_differences(run, params):
-        return _outcome(run, 'failed', t0, f"{run} holds a run of another configuration ({diff}): choose another "
-                        f"sweep_dir, or rerun with its settings", 'check', skipped=True), None
+        return _outcome(run, 'failed', t0,
+                        f"{run} holds a run of another configuration ({diff}): choose another "
+                        "sweep_dir, or rerun with its settings",
+                        'check', skipped=True), None
     res, attempt = _recorded(run, retry_failed, t0, want)
     if res is None: _clear_debris(run)
     return res, attempt
@@ -163,7 +183,8 @@ def run_point(params:dict,            # one point of `grid_points`: the train no
               env:dict=None,          # extra environment variables of the kernels (OMP_NUM_THREADS, ...)
               fresh_kernels:bool=False,# each notebook in a papermill subprocess of its own instead of a kept kernel
              ) -> dict:
-    "Train then evaluate one point, skipping or resuming by its run directory; failures are recorded and returned."
+    """Train then evaluate one point, skipping or resuming by
+    its run directory; failures are recorded and returned."""
     run, nbs = Path(params['out_dir']).absolute(), notebooks_path(notebooks_dir)
     run.mkdir(parents=True, exist_ok=True)
     want = point_eval_settings(params, classifier, eval_params)
@@ -174,8 +195,10 @@ def run_point(params:dict,            # one point of `grid_points`: the train no
         deadline = None if timeout is None else t0 + timeout
         run_nb = partial(execute_notebook, env=env, deadline=deadline, fresh=fresh_kernels)
         params = dict(params, out_dir=str(run))
-        failed = _train(run, params, nbs, run_nb, timeout) or _evaluate(run, dict(eval_params or {}), classifier, nbs,
-                                                                        run_nb, timeout, want)
+        failed = _train(run, params, nbs, run_nb, timeout) or _evaluate(run,
+                                                                        dict(eval_params or {}),
+                                                                        classifier, nbs, run_nb,
+                                                                        timeout, want)
         if failed is None: return _outcome(run, 'done', t0)
         status, reason, stage = failed
         return _outcome(run, status, t0, reason, stage, attempt, params=params, evaluation=want)
@@ -183,55 +206,69 @@ def run_point(params:dict,            # one point of `grid_points`: the train no
 
 # %% ../nbs/18b_points.ipynb #55b655ef
 def _chunks(xs:list, k:int) -> list:
-    "`xs` in order, cut into the fewest pieces of at most `k`, their lengths differing by at most one."
-    m = -(-len(xs) // k); q, r = divmod(len(xs), m)
+    """`xs` in order, cut into the fewest pieces of at
+    most `k`, their lengths differing by at most one."""
+    m = -(-len(xs) // k)
+    q, r = divmod(len(xs), m)
     starts = [j * q + min(j, r) for j in range(m + 1)]
     return [xs[a:b] for a, b in zip(starts, starts[1:])]
 
 def ensemble_groups(points:list,     # the points of a sweep (grid_points / target_points)
                     max_members:int, # the most points in one ensemble
                    ) -> list:
-    "The points in groups that can train as one ensemble (same settings but betas or targets), in grid order."
+    """The points in groups that can train as one ensemble
+    (same settings but betas or targets), in grid order."""
     from hit_nb.config import make_config
     from hit_nb.ensemble import SHARED_KEYS
     groups = {}
     for p in points:
         c = make_config(**p)
-        groups.setdefault((c['targets'] is None, *(repr(c.get(k)) for k in SHARED_KEYS)), []).append(p)
+        groups.setdefault((c['targets'] is None, *(repr(c.get(k)) for k in SHARED_KEYS)),
+                          []).append(p)
     return [ch for g in groups.values() for ch in _chunks(g, max_members)]
 
 # %% ../nbs/18b_points.ipynb #87991f65
 def read_members(members, # a JSON file of a list of train.ipynb parameter dicts (each with out_dir), or that list
                 ) -> list:
-    "The members of an ensemble, from `members`; ConfigError naming the problem unless it is a list of points."
+    """The members of an ensemble, from `members`; ConfigError
+    naming the problem unless it is a list of points."""
     import json
     if isinstance(members, (str, Path)):
         path = Path(members).expanduser()
-        if not path.is_file(): raise ConfigError(f"members={str(members)!r} is not a file: give the JSON file of the "
-                                                 "members (a list of train.ipynb parameter dicts with out_dir)")
+        if not path.is_file():
+            raise ConfigError(f"members={str(members)!r} is not a file: give the JSON file of the "
+                              "members (a list of train.ipynb parameter dicts with out_dir)")
         try: members = json.loads(path.read_text())
-        except ValueError as e: raise ConfigError(f"members={str(members)!r} is not JSON ({e})") from None
-    if not isinstance(members, list) or not members or not all(isinstance(m, dict) for m in members):
-        raise ConfigError("members: must be a non-empty list of dicts of train.ipynb parameters, one per member")
+        except ValueError as e:
+            raise ConfigError(f"members={str(members)!r} is not JSON ({e})") from None
+    if not isinstance(members,
+                      list) or not members or not all(isinstance(m, dict) for m in members):
+        raise ConfigError("members: must be a non-empty list of dicts of train.ipynb parameters, "
+                          "one per member")
     if miss := [i for i, m in enumerate(members) if not m.get('out_dir')]:
-        raise ConfigError(f"members[{miss[0]}] has no out_dir: every member needs its own run directory")
+        raise ConfigError(f"members[{miss[0]}] has no out_dir: every member needs its own run "
+                          "directory")
     return members
 
 def _ensemble_dir(runs:list) -> Path:
-    "The folder of an ensemble's members.json and executed notebook: named after its members' run directories."
+    """The folder of an ensemble's members.json and executed
+    notebook: named after its members' run directories."""
     import hashlib
     h = hashlib.sha1('\n'.join(sorted(r.name for r in runs)).encode()).hexdigest()[:10]
     return runs[0].parent/'.ensembles'/f'{runs[0].name}+{len(runs) - 1}-{h}'
 
 # %% ../nbs/18b_points.ipynb #cdce75eb
 def _train_members(todo:list, nbs:Path, run_nb, timeout) -> list:
-    "Train the members `todo` [(params, run)] through train_ensemble.ipynb; per member None (DONE) or a failure."
+    """Train the members `todo` [(params, run)] through
+    train_ensemble.ipynb; per member None (DONE) or a failure."""
     import shutil
     runs = [r for _, r in todo]
-    ens = _ensemble_dir(runs); ens.mkdir(parents=True, exist_ok=True)
+    ens = _ensemble_dir(runs)
+    ens.mkdir(parents=True, exist_ok=True)
     for f in [*ens.glob('.*.partial.ipynb'), ens/'train_ensemble.ipynb']: f.unlink(missing_ok=True)
     write_json(ens/'members.json', [dict(p, out_dir=str(r)) for p, r in todo])
-    res = run_nb(nbs/'train_ensemble.ipynb', ens/'train_ensemble.ipynb', dict(members=str(ens/'members.json')))
+    res = run_nb(nbs/'train_ensemble.ipynb', ens/'train_ensemble.ipynb',
+                 dict(members=str(ens/'members.json')))
     if (ens/'train_ensemble.ipynb').is_file():
         for r in runs:                                    # each member's record: written aside, then renamed
             shutil.copyfile(ens/'train_ensemble.ipynb', r/'.train.ipynb.tmp')
@@ -248,7 +285,8 @@ def run_ensemble(points:list,          # points that can train as one ensemble (
                  env:dict=None,        # extra environment variables of the kernel (OMP_NUM_THREADS, ...)
                  fresh_kernels:bool=False,# the notebook in a papermill subprocess of its own
                 ) -> list:
-    "Train `points` as one ensemble; per point its outcome, or None where it is trained and waits for run_point."
+    """Train `points` as one ensemble; per point its outcome,
+    or None where it is trained and waits for run_point."""
     from contextlib import ExitStack
     runs, nbs = [Path(p['out_dir']).absolute() for p in points], notebooks_path(notebooks_dir)
     for r in runs: r.mkdir(parents=True, exist_ok=True)
@@ -264,6 +302,9 @@ def run_ensemble(points:list,          # points that can train as one ensemble (
         if todo:
             deadline = None if timeout is None else t0 + timeout * len(todo)
             run_nb = partial(execute_notebook, env=env, deadline=deadline, fresh=fresh_kernels)
-            for (i, p, r, attempt, want), f in zip(todo, _train_members([t[1:3] for t in todo], nbs, run_nb, timeout)):
-                if f is not None: res[i] = _outcome(r, f[0], t0, *f[1:], attempt, params=p, evaluation=want)
+            for (i, p, r, attempt, want), f in zip(todo,
+                                                   _train_members([t[1:3] for t in todo], nbs,
+                                                                  run_nb, timeout)):
+                if f is not None:
+                    res[i] = _outcome(r, f[0], t0, *f[1:], attempt, params=p, evaluation=want)
     return res

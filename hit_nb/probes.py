@@ -20,8 +20,10 @@ def probe_split(n:int, # number of labelled points (the size of the test set)
                 test_frac:float=0.2, # fraction held out for measuring accuracy
                 seed:int=42, # seed of the np.random.RandomState permutation (the reference: 42)
                ) -> tuple:
-    "`(train_idx, test_idx)`: a seeded permutation of `range(n)`, its last `int(test_frac*n)` entries held out."
-    if not (isinstance(n, (int, np.integer)) and n >= 2): raise ValueError(f"`n` must be an integer >= 2, got {n!r}")
+    """`(train_idx, test_idx)`: a seeded permutation of
+    `range(n)`, its last `int(test_frac*n)` entries held out."""
+    if not (isinstance(n, (int, np.integer)) and n >= 2):
+        raise ValueError(f"`n` must be an integer >= 2, got {n!r}")
     if not 0 < test_frac < 1: raise ValueError(f"`test_frac` must lie in (0, 1), got {test_frac!r}")
     n_test = int(test_frac * n)
     if n_test < 1 or n_test > n - 1:
@@ -32,14 +34,16 @@ def probe_split(n:int, # number of labelled points (the size of the test set)
 
 # %% ../nbs/13_probes.ipynb #18703767
 PROBES = ('logreg', 'linsvm', 'rbfsvm', 'knn')
-PROBE_LABELS = {'logreg': 'log. reg.', 'linsvm': 'lin. SVM', 'rbfsvm': 'RBF SVM', 'knn': 'kNN'}   # Table 1's columns
+# Table 1's columns
+PROBE_LABELS = {'logreg': 'log. reg.', 'linsvm': 'lin. SVM', 'rbfsvm': 'RBF SVM', 'knn': 'kNN'}
 
 # %% ../nbs/13_probes.ipynb #7de024e0
 def make_probe(name:str, # one of PROBES
                seed:int=0, # random_state of the logistic regression (the SVMs and kNN are deterministic)
               ):
     "A fresh scikit-learn estimator for probe `name`, with the paper's settings."
-    if name == 'logreg': return LogisticRegression(solver='saga', C=1.0, max_iter=100, tol=1e-4, random_state=seed)
+    if name == 'logreg':
+        return LogisticRegression(solver='saga', C=1.0, max_iter=100, tol=1e-4, random_state=seed)
     if name == 'linsvm': return SVC(kernel='linear', C=1.0)
     if name == 'rbfsvm': return SVC(kernel='rbf', C=1.0, gamma='scale')
     if name == 'knn': return KNeighborsClassifier(n_neighbors=5)
@@ -47,7 +51,8 @@ def make_probe(name:str, # one of PROBES
 
 # %% ../nbs/13_probes.ipynb #018d2db1
 def _as_array(a):
-    "`a` as a numpy array; a torch tensor (anything with `.detach()`) is detached and moved to the CPU first."
+    """`a` as a numpy array; a torch tensor (anything with
+    `.detach()`) is detached and moved to the CPU first."""
     if hasattr(a, 'detach'): a = a.detach().cpu().numpy()
     return np.asarray(a)
 
@@ -60,12 +65,15 @@ def probe_data(features, # (N, d) features (mu2, or mu1 flattened), in the datas
               ) -> tuple:
     "`(X_train, y_train, X_test, y_test)` for the probes."
     X, y = _as_array(features), _as_array(labels)
-    if X.ndim != 2: raise ValueError(f"`features` must be an (N, d) matrix (flatten mu1 first), got shape {X.shape}")
+    if X.ndim != 2:
+        raise ValueError("`features` must be an (N, d) matrix (flatten mu1 first), got shape "
+                         f"{X.shape}")
     if not np.issubdtype(X.dtype, np.number) or not np.isfinite(X).all():
-        raise ValueError("`features` must be finite numbers (a diverged model gives NaN posterior means)")
+        raise ValueError("`features` must be finite numbers (a diverged model gives NaN posterior "
+                         "means)")
     if y.ndim != 1 or len(y) != len(X):
-        raise ValueError(f"`labels` must be a vector with one label per row of `features` ({len(X)}), "
-                         f"got shape {y.shape}")
+        raise ValueError("`labels` must be a vector with one label per row of `features` "
+                         f"({len(X)}), got shape {y.shape}")
     tr, te = probe_split(len(X), test_frac=test_frac, seed=seed)
     Xtr, Xte = X[tr], X[te]
     if standardize:
@@ -82,20 +90,25 @@ def probe_accuracies(features, # (N, d) features (mu2, or mu1 flattened), in the
                      logreg_seeds=range(5), # random_state of each logistic-regression run (the paper: 0..4)
                      test_frac:float=0.2, # held-out fraction
                     ) -> dict:
-    "Held-out accuracy of each probe: `{'logreg': mean, 'logreg_std': std, 'linsvm': ..., 'rbfsvm': ..., 'knn': ...}`."
+    """Held-out accuracy of each probe: `{'logreg': mean,
+    'logreg_std': std, 'linsvm': ..., 'rbfsvm': ..., 'knn': ...}`."""
     probes = (probes,) if isinstance(probes, str) else tuple(probes)
     bad = [p for p in probes if p not in PROBES]
-    if bad or not probes: raise ValueError(f"`probes` must be a non-empty subset of {PROBES}, got {probes}")
+    if bad or not probes:
+        raise ValueError(f"`probes` must be a non-empty subset of {PROBES}, got {probes}")
     logreg_seeds = list(logreg_seeds)
     if 'logreg' in probes and not logreg_seeds:
         raise ValueError("`logreg_seeds` is empty: give at least one seed for 'logreg'")
-    Xtr, ytr, Xte, yte = probe_data(features, labels, test_frac=test_frac, seed=seed, standardize=standardize)
-    def acc(name, s=0): return float((make_probe(name, seed=s).fit(Xtr, ytr).predict(Xte) == yte).mean())
+    Xtr, ytr, Xte, yte = probe_data(features, labels, test_frac=test_frac, seed=seed,
+                                    standardize=standardize)
+    def acc(name, s=0):
+        return float((make_probe(name, seed=s).fit(Xtr, ytr).predict(Xte) == yte).mean())
     res = {}
     for name in probes:
         if name == 'logreg':
             with warnings.catch_warnings():
-                warnings.filterwarnings('ignore', category=ConvergenceWarning)   # 100 saga steps: the paper's setting
+                # 100 saga steps: the paper's setting
+                warnings.filterwarnings('ignore', category=ConvergenceWarning)
                 accs = [acc(name, s) for s in logreg_seeds]
             res['logreg'], res['logreg_std'] = float(np.mean(accs)), float(np.std(accs))
         else: res[name] = acc(name)
@@ -107,10 +120,13 @@ def probe_metrics(mu2, # (N, dz) posterior means of z2, in the dataset's fixed t
                   labels, # (N,) integer class labels
                   **kwargs, # passed to `probe_accuracies` (probes, standardize, seed, logreg_seeds, test_frac)
                  ) -> dict:
-    "Probe accuracies on mu2 and mu1 as flat metrics: `acc_<probe>_mu2`, `acc_<probe>_mu1`, `acc_logreg_std_<mu2|mu1>`."
+    """Probe accuracies on mu2 and mu1 as flat metrics:
+    `acc_<probe>_mu2`, `acc_<probe>_mu1`, `acc_logreg_std_<mu2|mu1>`."""
     out = {}
     for tag, f in (('mu2', mu2), ('mu1', mu1)):
         f = _as_array(f)
-        if f.ndim < 2: raise ValueError(f"`{tag}` must have one row per labelled point, got shape {f.shape}")
-        for k, v in probe_accuracies(f.reshape(len(f), -1), labels, **kwargs).items(): out[f'acc_{k}_{tag}'] = v
+        if f.ndim < 2:
+            raise ValueError(f"`{tag}` must have one row per labelled point, got shape {f.shape}")
+        for k, v in probe_accuracies(f.reshape(len(f), -1), labels, **kwargs).items():
+            out[f'acc_{k}_{tag}'] = v
     return out

@@ -19,14 +19,16 @@ def check_points(points,       # the points of grid_points / target_points
                  eval_params,  # the parameters of evaluate.ipynb for every point, or None
                  nbs:Path,     # the folder of train.ipynb and evaluate.ipynb
                 ):
-    "Every point through make_config again, every parameter name against the notebooks', the evaluation settings."
+    """Every point through make_config again, every parameter
+    name against the notebooks', the evaluation settings."""
     import papermill
     train_names = set(papermill.inspect_notebook(str(nbs/'train.ipynb')))
-    eval_names = set(papermill.inspect_notebook(str(nbs/'evaluate.ipynb'))) - {'run_dir', 'classifier'}
+    eval_names = set(papermill.inspect_notebook(str(nbs/'evaluate.ipynb'))) - {'run_dir',
+                                                                               'classifier'}
     for k in eval_params or {}:
         if k not in eval_names:
-            raise ConfigError(f"eval_params: {k!r} is not a parameter of evaluate.ipynb; use some of "
-                              f"{', '.join(sorted(eval_names))}")
+            raise ConfigError(f"eval_params: {k!r} is not a parameter of evaluate.ipynb; use some "
+                              f"of {', '.join(sorted(eval_names))}")
     eval_settings(**{k: v for k, v in (eval_params or {}).items() if k in ('n_samples', 'seed')})
     names = set()
     for i, p in enumerate(points):
@@ -35,56 +37,65 @@ def check_points(points,       # the points of grid_points / target_points
         bad = [k for k in p if k not in train_names]
         if bad: raise ConfigError(f"points[{i}]: {bad[0]!r} is not a parameter of train.ipynb")
         try: make_config(**p)
-        except ConfigError as e: raise ConfigError(f"points[{i}] ({Path(p['out_dir']).name}): {e}") from None
-        if p['out_dir'] in names: raise ConfigError(f"points[{i}]: out_dir {p['out_dir']} appears twice")
+        except ConfigError as e:
+            raise ConfigError(f"points[{i}] ({Path(p['out_dir']).name}): {e}") from None
+        if p['out_dir'] in names:
+            raise ConfigError(f"points[{i}]: out_dir {p['out_dir']} appears twice")
         names.add(p['out_dir'])
 
 # %% ../nbs/18a_provenance.ipynb #b4e89c0e
 def classifier_files(points,     # the points of a sweep
                      classifier, # the classifier file given, or None: each dataset's default
                     ) -> dict:
-    "{dataset: classifier file}: `classifier`, which must exist, or each dataset's default file (trained if missing)."
+    """{dataset: classifier file}: `classifier`, which must exist,
+    or each dataset's default file (trained if missing)."""
     from hit_nb.classifiers import classifier_path
     sets = {(p['dataset'], p.get('root')) for p in points}
-    if classifier is None: return {ds: str(classifier_path(ds, root).absolute()) for ds, root in sorted(sets, key=str)}
+    if classifier is None:
+        return {ds: str(classifier_path(ds, root).absolute()) for ds, root in sorted(sets, key=str)}
     if len({d for d, _ in sets}) > 1:
         raise ConfigError(f"classifier={str(classifier)!r}: the points use several datasets "
                           f"({', '.join(sorted({d for d, _ in sets}))}); leave classifier=None")
     path = Path(classifier).expanduser().absolute()
     if not path.is_file():
         ds, root = next(iter(sets))
-        raise ConfigError(f"classifier={str(classifier)!r}: no such file. Give the file of a trained classifier "
-                          f"(papermill nbs/train_classifier.ipynb out.ipynb -p dataset {ds} -p out {path}), or leave "
-                          f"classifier out to use the default one, {classifier_path(ds, root)} (trained once if "
-                          f"missing)")
+        raise ConfigError(f"classifier={str(classifier)!r}: no such file. Give the file of a "
+                          "trained classifier (papermill nbs/train_classifier.ipynb out.ipynb -p "
+                          f"dataset {ds} -p out {path}), or leave classifier out to use the "
+                          f"default one, {classifier_path(ds, root)} (trained once if missing)")
     return {ds: str(path) for ds, _ in sets}
 
 def ensure_classifiers(points, files:dict, progress:bool) -> dict:
-    "Train the default classifier of every dataset of `points` whose file in `files` is missing; returns `files`."
+    """Train the default classifier of every dataset of `points`
+    whose file in `files` is missing; returns `files`."""
     from hit_nb.classifiers import train_classifier
     for ds, root in sorted({(p['dataset'], p.get('root')) for p in points}, key=str):
         if not Path(files[ds]).is_file():
             if progress:
-                print(f'training the {ds} domain classifier for the Inception Score once: {files[ds]}', flush=True)
+                print(f'training the {ds} domain classifier for the Inception Score once: '
+                      f'{files[ds]}', flush=True)
             train_classifier(ds, root=root, out=files[ds], progress=progress)
     return files
 
 # %% ../nbs/18a_provenance.ipynb #63fd9bdd
 def config_differences(run:Path, params:dict) -> str:
-    "How the configuration in `run`/config.json differs from point `params`' ('' if it is the point's, or none yet)."
+    """How the configuration in `run`/config.json differs from
+    point `params`' ('' if it is the point's, or none yet)."""
     if not (run/'config.json').is_file(): return ''
     old, cfg = read_json(run/'config.json'), make_config(**params)
     return _differences(old, cfg) if _identity(old) != _identity(cfg) else ''
 
 def eval_differences(run:Path, want:dict) -> str:
-    "How the evaluation recorded in `run`'s metrics.json differs from the settings `want` ('' if not, or none yet)."
+    """How the evaluation recorded in `run`'s metrics.json
+    differs from the settings `want` ('' if not, or none yet)."""
     m = read_json_or_none(run/'metrics.json') or {}
     if not m.get('evaluated'): return ''
     return ', '.join(f"{k.removeprefix('eval_')}: {m[k]!r} there vs {want[k]!r} here"
                      for k in EVAL_KEYS if k in m and m[k] != want[k])   # a key an older run lacks is not compared
 
 def point_eval_settings(params:dict, classifier, eval_params:dict|None) -> dict:
-    "The evaluation settings (eval_settings) that a point's evaluation with `eval_params` and `classifier` records."
+    """The evaluation settings (eval_settings) that a point's
+    evaluation with `eval_params` and `classifier` records."""
     from hit_nb.classifiers import classifier_path
     ep = eval_params or {}
     root = ep.get('root', params.get('root'))
@@ -93,28 +104,34 @@ def point_eval_settings(params:dict, classifier, eval_params:dict|None) -> dict:
 
 # %% ../nbs/18a_provenance.ipynb #8e6fdcad
 def stale_failure(failure:dict, want:dict|None) -> bool:
-    "True for a failure of the evaluation stage recorded under other evaluation settings than `want`."
-    return bool(want) and failure.get('stage') == 'evaluate' and failure.get('evaluation') not in (None, want)
+    """True for a failure of the evaluation stage recorded
+    under other evaluation settings than `want`."""
+    return (bool(want) and failure.get('stage') == 'evaluate'
+            and failure.get('evaluation') not in (None, want))
 
 def point_finished(p:dict, retry_failed:bool, want:dict=None) -> bool:
-    "True for a point a sweep does not submit: complete (evaluated as `want` asks), or recorded in failure.json."
+    """True for a point a sweep does not submit: complete
+    (evaluated as `want` asks), or recorded in failure.json."""
     run = Path(p['out_dir'])
     if run_complete(run) and not (want and eval_differences(run, want)): return True
     f = read_json_or_none(run/'failure.json') if (run/'failure.json').exists() else None
     return f is not None and not retry_failed and not stale_failure(f, want)
 
 def check_existing(points, wants:list, reevaluate:bool):
-    "ConfigError if a run directory of `points` was trained, or (unless `reevaluate`) evaluated, with other settings."
+    """ConfigError if a run directory of `points` was trained,
+    or (unless `reevaluate`) evaluated, with other settings."""
     trained = [(p, d) for p in points if (d := config_differences(Path(p['out_dir']), p))]
     if trained:
         (p, d), n = trained[0], len(trained)
-        raise ConfigError(f"{n} run(s) in {Path(p['out_dir']).parent} were trained with other settings, e.g. "
-                          f"{Path(p['out_dir']).name} ({d}). A run directory holds one configuration: rerun with the "
-                          f"settings it was trained with, or choose another sweep_dir")
-    evaluated = [(p, d) for p, w in zip(points, wants) if (d := eval_differences(Path(p['out_dir']), w))]
+        raise ConfigError(f"{n} run(s) in {Path(p['out_dir']).parent} were trained with other "
+                          f"settings, e.g. {Path(p['out_dir']).name} ({d}). A run directory holds "
+                          "one configuration: rerun with the settings it was trained with, or "
+                          "choose another sweep_dir")
+    evaluated = [(p, d) for p,
+                 w in zip(points, wants) if (d := eval_differences(Path(p['out_dir']), w))]
     if evaluated and not reevaluate:
         (p, d), n = evaluated[0], len(evaluated)
-        raise ConfigError(f"{n} run(s) in {Path(p['out_dir']).parent} were evaluated with other settings, e.g. "
-                          f"{Path(p['out_dir']).name} ({d}): rerun with those settings, pass reevaluate=True "
-                          f"(--reevaluate) to evaluate them again with these (their training is kept), or choose "
-                          f"another sweep_dir")
+        raise ConfigError(f"{n} run(s) in {Path(p['out_dir']).parent} were evaluated with other "
+                          f"settings, e.g. {Path(p['out_dir']).name} ({d}): rerun with those "
+                          "settings, pass reevaluate=True (--reevaluate) to evaluate them again "
+                          "with these (their training is kept), or choose another sweep_dir")

@@ -14,18 +14,21 @@ __all__ = ['RateController']
 def _check_controller(targets, betas, rate_lr, ema, beta_min, beta_max):
     "Raise a ValueError naming the first bad setting of a RateController."
     if len(targets) != len(betas):
-        raise ValueError(f"targets has {len(targets)} layers but betas {len(betas)}: give one of each per layer")
+        raise ValueError(f"targets has {len(targets)} layers but betas {len(betas)}: give one of "
+                         "each per layer")
     for t in targets:
         if t is not None and not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
             raise ValueError(f"target rate {t!r}: every target must be a finite number of nats > 0")
     if not (0 < beta_min < beta_max and math.isfinite(beta_max)):
-        raise ValueError(f"beta_min={beta_min}, beta_max={beta_max}: need 0 < beta_min < beta_max < inf")
+        raise ValueError(f"beta_min={beta_min}, beta_max={beta_max}: need 0 < beta_min < beta_max "
+                         "< inf")
     if not (rate_lr > 0 and 0 <= ema < 1):
         raise ValueError(f"rate_lr={rate_lr}, ema={ema}: need rate_lr > 0 and 0 <= ema < 1")
 
 # %% ../nbs/06_rate_control.ipynb #23ca1b6f
 class RateController:
-    "Per-layer Lagrange multipliers beta_l adapted in log space so each layer's rate reaches its target."
+    """Per-layer Lagrange multipliers beta_l adapted in
+    log space so each layer's rate reaches its target."""
     def __init__(self,
                  targets:list,           # target rate per layer, top first, nats; None for a layer with a fixed beta
                  betas:list,             # initial beta per layer (the fixed value for untargeted layers)
@@ -37,7 +40,8 @@ class RateController:
         _check_controller(targets, betas, rate_lr, ema, beta_min, beta_max)
         self.rate_lr, self.ema, self.beta_min, self.beta_max = rate_lr, ema, beta_min, beta_max
         self.mask = torch.tensor([t is not None for t in targets], device=device)
-        self.targets = torch.tensor([t if t is not None else 1. for t in targets], dtype=torch.float32, device=device)
+        self.targets = torch.tensor([t if t is not None else 1. for t in targets],
+                                    dtype=torch.float32, device=device)
         self.log_betas = torch.tensor(betas, dtype=torch.float32, device=device).log()
         self.avg = torch.zeros(len(targets), device=device)
         self.steps = 0
@@ -57,9 +61,11 @@ class RateController:
         self.log_betas = torch.where(self.mask, new, self.log_betas)
 
     def at_bound(self) -> list:
-        "Per layer: whether its adapted beta sits on a clamp (a sign that its target is out of reach)."
+        """Per layer: whether its adapted beta sits on a
+        clamp (a sign that its target is out of reach)."""
         lo, hi = math.log(self.beta_min) + 1e-6, math.log(self.beta_max) - 1e-6
-        return [bool(m) and (b <= lo or b >= hi) for m, b in zip(self.mask.tolist(), self.log_betas.tolist())]
+        return [bool(m) and (b <= lo or b >= hi) for m,
+                b in zip(self.mask.tolist(), self.log_betas.tolist())]
 
     def state_dict(self) -> dict:
         "The controller's state on the CPU, for a checkpoint."

@@ -16,13 +16,15 @@ __all__ = ['RECORDS', 'TRAIN_COLS', 'ID_COLS', 'REQUIRED', 'LATENT_LABELS', 'PAP
 
 # %% ../nbs/18_results.ipynb #91c39f97
 def read_json_or_none(path) -> dict|None:
-    "The content of the JSON file `path`, or None if it is missing or not valid JSON (a run in any state)."
+    """The content of the JSON file `path`, or None if it
+    is missing or not valid JSON (a run in any state)."""
     try: return read_json(path)
     except (OSError, ConfigError): return None
 
 # %% ../nbs/18_results.ipynb #49dbeb2e
 def run_status(run_dir) -> tuple:
-    "(status, reason) of a run directory: 'failed'/'diverged'/'timeout', 'done', 'trained', 'running' or 'pending'."
+    """(status, reason) of a run directory: 'failed'/'diverged'/'timeout',
+    'done', 'trained', 'running' or 'pending'."""
     run = Path(run_dir)
     f = read_json_or_none(run/'failure.json')
     if f is not None: return f.get('status', 'failed'), f.get('reason')
@@ -36,71 +38,90 @@ def run_status(run_dir) -> tuple:
 RECORDS = ('train.ipynb', 'evaluate.ipynb')   # the executed notebooks a swept run keeps
 
 def run_complete(run_dir) -> bool:
-    "True when a sweep has nothing left to do for `run_dir`: status 'done' and both executed notebooks (RECORDS) kept."
+    """True when a sweep has nothing left to do for `run_dir`:
+    status 'done' and both executed notebooks (RECORDS) kept."""
     run = Path(run_dir)
     return run_status(run)[0] == 'done' and all((run/r).is_file() for r in RECORDS)
 
 # %% ../nbs/18_results.ipynb #31490b30
 TRAIN_COLS = ('batch_size', 'lr', 'sigma_x', 'warmup_epochs', 'rate_lr', 'beta_min', 'beta_max',
               'fast_kernels', 'atlas', 'beta_box', 'atlas_hidden')   # from config.json (beta_box as JSON text)
-ID_COLS = ('run_dir', 'dataset', 'model', 'n_layers', 'beta2', 'beta1', 'epochs', 'seed', *TRAIN_COLS, 'status',
-           'reason')
+ID_COLS = ('run_dir', 'dataset', 'model', 'n_layers', 'beta2', 'beta1', 'epochs', 'seed',
+           *TRAIN_COLS, 'status', 'reason')
 
 def _run_dirs(src) -> tuple:
     "(base folder, run directories) of a sweep folder or of a list of run directories."
     if isinstance(src, (str, Path)):
         base = Path(src).expanduser()
         if not base.is_dir():
-            raise FileNotFoundError(f"sweep_dir={str(src)!r} is not a folder: give a sweep folder or a list of run "
-                                    f"directories")
-        is_run = lambda d: d.is_dir() and ((d/'config.json').is_file() or (d/'failure.json').is_file())
+            raise FileNotFoundError(f"sweep_dir={str(src)!r} is not a folder: give a sweep folder "
+                                    "or a list of run directories")
+        is_run = (lambda d: d.is_dir()
+                  and ((d/'config.json').is_file() or (d/'failure.json').is_file()))
         return base, [d for d in sorted(base.iterdir()) if is_run(d)]
     runs = [Path(d).expanduser() for d in src]
-    return (Path(os.path.commonpath([d.absolute().parent for d in runs])) if runs else Path('.')), runs
+    return (Path(os.path.commonpath([d.absolute().parent for d in runs])) if runs
+            else Path('.')), runs
 
 # %% ../nbs/18_results.ipynb #d806a1d4
 def _cell(v): return json.dumps(v) if isinstance(v, (list, tuple)) else v
 
 def _row(d:Path, base:Path) -> dict:
-    "The results-table row of run directory `d`: its configuration, status and the scalars of its metrics."
+    """The results-table row of run directory `d`: its
+    configuration, status and the scalars of its metrics."""
     if (d/'config.json').is_file(): cfg = read_json(d/'config.json')
-    else: cfg = (read_json_or_none(d/'failure.json') or {}).get('params') or {}    # failed before it had one
+    else:
+        cfg = ((read_json_or_none(d/'failure.json') or {}).get('params')
+               or {})    # failed before it had one
     betas = cfg.get('betas') or [cfg.get('beta2'), cfg.get('beta1')]
     status, reason = run_status(d)
     if cfg.get('atlas') and not cfg.get('atlas_run') and status in ('done', 'trained'):   # the atlas, not a point of it
-        status, reason = 'atlas', (f"one model for the whole beta box, not a grid point: its points are the rows of "
-                                   f"{d/'points'/'results.csv'} (papermill nbs/evaluate.ipynb -p run_dir {d})")
+        status, reason = 'atlas', ("one model for the whole beta box, not a grid point: its "
+                                   f"points are the rows of {d/'points'/'results.csv'} (papermill "
+                                   f"nbs/evaluate.ipynb -p run_dir {d})")
     row = dict(run_dir=os.path.relpath(d.absolute(), base.absolute()), dataset=cfg.get('dataset'),
-               model=cfg.get('model'), n_layers=cfg.get('n_layers', len(betas)), epochs=cfg.get('epochs'),
-               seed=cfg.get('seed'), **{k: _cell(cfg.get(k, ADDED_KEYS.get(k))) for k in TRAIN_COLS}, status=status,
+               model=cfg.get('model'), n_layers=cfg.get('n_layers', len(betas)),
+               epochs=cfg.get('epochs'), seed=cfg.get('seed'),
+               **{k: _cell(cfg.get(k, ADDED_KEYS.get(k))) for k in TRAIN_COLS}, status=status,
                reason=reason)
     row.update({f'beta{len(betas) - i}': b for i, b in enumerate(betas)})
     metrics = read_json(d/'metrics.json') if (d/'metrics.json').is_file() else {}
-    return {**row, **{k: v for k, v in metrics.items() if k not in row and not isinstance(v, (list, dict))}}
+    return {**row,
+            **{k: v for k,
+               v in metrics.items() if k not in row and not isinstance(v, (list, dict))}}
 
 # %% ../nbs/18_results.ipynb #f5ede7bf
 def results_table(sweep_dir_or_run_dirs, # a sweep folder, or a list of run directories
                  ) -> pd.DataFrame:
-    "One row per run directory: its configuration, status and every scalar of metrics.json, sorted by (beta2, beta1)."
+    """One row per run directory: its configuration, status and
+    every scalar of metrics.json, sorted by (beta2, beta1)."""
     base, runs = _run_dirs(sweep_dir_or_run_dirs)
     rows = [_row(d, base) for d in runs]
-    betas = [f'beta{l}' for l in range(3, max([2, *(r['n_layers'] for r in rows)]) + 1)]   # deeper models: beta3, ...
+    # deeper models: beta3, ...
+    betas = [f'beta{l}' for l in range(3, max([2, *(r['n_layers'] for r in rows)]) + 1)]
     first = [*ID_COLS[:6], *betas, *ID_COLS[6:]]
-    df = pd.DataFrame(rows, columns=first + [k for k in dict.fromkeys(k for r in rows for k in r) if k not in first])
-    return df.sort_values(['beta2', 'beta1', *reversed(betas), 'run_dir'], kind='stable').reset_index(drop=True)
+    df = pd.DataFrame(rows,
+                      columns=first
+                      + [k for k in dict.fromkeys(k for r in rows for k in r) if k not in first])
+    return df.sort_values(['beta2', 'beta1', *reversed(betas), 'run_dir'],
+                          kind='stable').reset_index(drop=True)
 
 # %% ../nbs/18_results.ipynb #a9a376f4
 def write_results(df:pd.DataFrame, # a results table
                   path,            # the CSV file to write, e.g. <sweep_dir>/results.csv
                  ) -> Path:
-    "Write the table as CSV atomically (floats round-trip exactly), and as Parquet beside it when pyarrow is installed."
+    """Write the table as CSV atomically (floats round-trip
+    exactly), and as Parquet beside it when pyarrow is installed."""
     path = Path(path)
     atomic_write(path, df.to_csv(index=False))
     try: import pyarrow  # noqa: F401
     except ImportError: return path
     buf = io.BytesIO()
-    try: df.to_parquet(buf, index=False); atomic_write(path.with_suffix('.parquet'), buf.getvalue())
-    except Exception as e: print(f'write_results: no Parquet copy ({type(e).__name__}: {e})', file=sys.stderr)
+    try:
+        df.to_parquet(buf, index=False)
+        atomic_write(path.with_suffix('.parquet'), buf.getvalue())
+    except Exception as e:
+        print(f'write_results: no Parquet copy ({type(e).__name__}: {e})', file=sys.stderr)
     return path
 
 # %% ../nbs/18_results.ipynb #750921a5
@@ -111,12 +132,15 @@ def _one_setting(raw:pd.DataFrame, csv, dataset, model) -> pd.DataFrame:
     for col, want in (('dataset', dataset), ('model', model)):
         if want is not None:
             if want not in set(raw[col]):
-                raise ValueError(f"{col}={want!r} is not in {csv}: it holds {sorted(set(raw[col]))}")
+                raise ValueError(f"{col}={want!r} is not in {csv}: it holds "
+                                 f"{sorted(set(raw[col]))}")
             raw = raw[raw[col] == want]
-    settings = raw[['dataset', 'model', 'n_layers']].dropna(subset=['dataset', 'model']).drop_duplicates()
+    settings = raw[['dataset', 'model', 'n_layers']].dropna(subset=['dataset',
+                                                                    'model']).drop_duplicates()
     if len(settings) > 1:
         names = ', '.join('/'.join(map(str, r)) for r in settings.values)
-        raise ValueError(f"{csv} holds {len(settings)} settings ({names}): pass dataset= and model= to pick one")
+        raise ValueError(f"{csv} holds {len(settings)} settings ({names}): pass dataset= and "
+                         "model= to pick one")
     return raw
 
 # %% ../nbs/18_results.ipynb #aaaa2b91
@@ -125,33 +149,39 @@ def load_results(csv,                    # path of the results table (results.cs
                  dataset:str|None=None,  # keep only this data set (needed when the table holds several)
                  model:str|None=None,    # keep only this model ('ghvae', 'lvae')
                 ) -> pd.DataFrame:
-    "The results table of one setting, finished runs only, with `run_path` and the full grid in `attrs`."
+    """The results table of one setting, finished runs
+    only, with `run_path` and the full grid in `attrs`."""
     p = Path(csv)
     if not p.is_file():
-        raise FileNotFoundError(f"results table {str(csv)!r} not found: build it from a sweep's run directories "
-                                f"(hit_nb.results.results_table) or pass the path of an existing results.csv as "
-                                f"`results`")
+        raise FileNotFoundError(f"results table {str(csv)!r} not found: build it from a sweep's "
+                                "run directories (hit_nb.results.results_table) or pass the path "
+                                "of an existing results.csv as `results`")
     raw = pd.read_csv(p)
     miss = [c for c in REQUIRED if c not in raw]
-    if miss: raise ValueError(f"{csv} lacks the column(s) {', '.join(miss)}: it is not a hit_nb results table")
+    if miss:
+        raise ValueError(f"{csv} lacks the column(s) {', '.join(miss)}: it is not a hit_nb results "
+                         "table")
     if 'n_layers' not in raw: raw['n_layers'] = 2
     raw = _one_setting(raw, csv, dataset, model)
     b = raw[['beta2', 'beta1']].apply(pd.to_numeric, errors='coerce').to_numpy()
     bad = ~(np.isfinite(b) & (b > 0)).all(1)
     if (bad & (raw['status'] == 'done').to_numpy()).any():
-        raise ValueError(f"{csv}: a finished run has beta2/beta1 that are not finite numbers > 0: the table is "
-                         f"corrupt, rebuild it")
-    raw, b = raw[~bad], b[~bad]                              # an unfinished run without βs has no cell in the grid
+        raise ValueError(f"{csv}: a finished run has beta2/beta1 that are not finite numbers > 0: "
+                         "the table is corrupt, rebuild it")
+    # an unfinished run without βs has no cell in the grid
+    raw, b = raw[~bad], b[~bad]
     raw = raw.assign(beta2=b[:, 0], beta1=b[:, 1],
-                     run_path=[str((p.parent / str(r)).resolve()) for r in raw['run_dir']]).reset_index(drop=True)
+                     run_path=[str((p.parent / str(r)).resolve())
+                               for r in raw['run_dir']]).reset_index(drop=True)
     df = raw if status is None else raw[raw['status'] == status].reset_index(drop=True)
     if df.empty:
         counts = raw['status'].value_counts().to_dict()
-        raise ValueError(f"no run in {csv} has status {status!r} (statuses: {counts}): train and evaluate the "
-                         f"runs first")
+        raise ValueError(f"no run in {csv} has status {status!r} (statuses: {counts}): train and "
+                         "evaluate the runs first")
     left = raw.iloc[:0] if status is None else raw[raw['status'] != status]
-    df.attrs = dict(source=str(p), grid_beta2=raw['beta2'].to_numpy(), grid_beta1=raw['beta1'].to_numpy(),
-                    n_runs=len(raw), left_out=left[['beta2', 'beta1', 'status']].to_dict('records'))
+    df.attrs = dict(source=str(p), grid_beta2=raw['beta2'].to_numpy(),
+                    grid_beta1=raw['beta1'].to_numpy(), n_runs=len(raw),
+                    left_out=left[['beta2', 'beta1', 'status']].to_dict('records'))
     return df
 
 # %% ../nbs/18_results.ipynb #ab426356
@@ -159,19 +189,22 @@ LATENT_LABELS = {'mu2': 'μ2', 'mu1': 'μ1'}   # the rows of Table 1
 
 def table1(df:pd.DataFrame, # a results table
           ) -> pd.DataFrame:
-    "Best accuracy (%) of each probe over the grid, rows μ2 and μ1, with the (β2, β1) of each best run."
+    """Best accuracy (%) of each probe over the grid, rows
+    μ2 and μ1, with the (β2, β1) of each best run."""
     rows = {}
     for lat, row_label in LATENT_LABELS.items():
         r = {}
         for p in PROBES:
             col = f'acc_{p}_{lat}'
-            v = pd.to_numeric(df[col], errors='coerce') if col in df else pd.Series(np.nan, index=df.index)
+            v = (pd.to_numeric(df[col], errors='coerce') if col in df
+                 else pd.Series(np.nan, index=df.index))
             i = v.idxmax() if v.notna().any() else None
             r[PROBE_LABELS[p]] = np.nan if i is None else 100 * float(v[i])
             for b, name in (('beta2', 'β2'), ('beta1', 'β1')):
                 r[f'{PROBE_LABELS[p]} {name}'] = np.nan if i is None else float(df[b][i])
         rows[row_label] = r
-    t, labels = pd.DataFrame.from_dict(rows, orient='index').rename_axis('latent'), list(PROBE_LABELS.values())
+    t, labels = pd.DataFrame.from_dict(rows,
+                                       orient='index').rename_axis('latent'), list(PROBE_LABELS.values())
     return t[[*labels, *(c for c in t if c not in labels)]]
 
 # %% ../nbs/18_results.ipynb #a82db2d7
@@ -180,9 +213,11 @@ def _table1_markdown(t:pd.DataFrame, # a `table1`
                     ) -> str:
     "Table 1 as a Markdown table: best accuracy in % with the (β2, β1) of the best run."
     labels = list(PROBE_LABELS.values())
-    cell = lambda r, l: '–' if pd.isna(r[l]) else f"{r[l]:.2f} (β2={r[l + ' β2']:.6g}, β1={r[l + ' β1']:.6g})"
+    cell = (lambda r, l: '–' if pd.isna(r[l])
+            else f"{r[l]:.2f} (β2={r[l + ' β2']:.6g}, β1={r[l + ' β1']:.6g})")
     lines = [f"| {t.index.name} | " + ' | '.join(labels) + ' |', '|---|' + '---:|' * len(labels)]
-    lines += [f"| {lat} | " + ' | '.join(cell(r, l) for l in labels) + ' |' for lat, r in t.iterrows()]
+    lines += [f"| {lat} | " + ' | '.join(cell(r, l) for l in labels) + ' |' for lat,
+              r in t.iterrows()]
     return '\n'.join(lines) + (f"\n\nBest test accuracy (%) of each probe over {n_runs} evaluated run(s), "
                                f"with the (β2, β1) of the run that reaches it.\n")
 
@@ -192,13 +227,17 @@ def write_table1(df:pd.DataFrame, # a results table
                 ) -> pd.DataFrame:
     "Compute Table 1 from a results table and write it as CSV and Markdown, atomically; returns it."
     t, stem = table1(df), Path(stem)
-    n_runs = int(df[[c for c in df if c.startswith('acc_')]].notna().any(axis=1).sum()) if len(df) else 0
+    n_runs = (int(df[[c for c in df if c.startswith('acc_')]].notna().any(axis=1).sum()) if len(df)
+              else 0)
     atomic_write(stem.with_name(stem.name + '.csv'), t.to_csv())
     atomic_write(stem.with_name(stem.name + '.md'), _table1_markdown(t, n_runs))
     return t
 
 # %% ../nbs/18_results.ipynb #579eb04f
-PAPER_TABLE1 = {dataset: pd.DataFrame(v, index=pd.Index(list(LATENT_LABELS.values()), name='latent'),
+PAPER_TABLE1 = {dataset: pd.DataFrame(v,
+                                      index=pd.Index(list(LATENT_LABELS.values()), name='latent'),
                                       columns=list(PROBE_LABELS.values()))
-                for dataset, v in (('svhn', [[28.43, 27.87, 77.60, 64.25], [45.77, 49.81, 59.28, 56.49]]),
-                                   ('cifar10', [[47.36, 46.95, 53.15, 44.20], [43.27, 42.55, 45.60, 39.25]]))}
+                for dataset,
+                v in (('svhn', [[28.43, 27.87, 77.60, 64.25], [45.77, 49.81, 59.28, 56.49]]),
+                                   ('cifar10',
+                                    [[47.36, 46.95, 53.15, 44.20], [43.27, 42.55, 45.60, 39.25]]))}

@@ -36,7 +36,9 @@ def image_grid(x:torch.Tensor, # images (N, C, H, W), values in [0, 1]
 def save_png(path, img:np.ndarray):
     "Save a uint8 image array as PNG, atomically."
     from PIL import Image
-    buf = io.BytesIO(); Image.fromarray(img).save(buf, format='PNG'); atomic_write(path, buf.getvalue())
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format='PNG')
+    atomic_write(path, buf.getvalue())
 
 # %% ../nbs/08_runs.ipynb #40717580
 @torch.no_grad()
@@ -44,12 +46,15 @@ def run_images(model,     # a trained HVAE (or an atlas at one point), in any mo
                data,      # its dataset (01_data)
                seed:int,  # seeds the samples' noise
               ) -> dict:
-    "{'samples': 64 samples, 'reconstructions': 32 test images over their reconstructions} as uint8 grids; eval mode."
+    """{'samples': 64 samples, 'reconstructions': 32 test images
+    over their reconstructions} as uint8 grids; eval mode."""
     model.eval()
     g = torch.Generator(device=model.device).manual_seed(seed)
     xt = data.to_float(data.test_x[:32]).to(model.device)
-    pairs = torch.stack([xt.view(4, 8, *xt.shape[1:]), model.reconstruct(xt).view(4, 8, *xt.shape[1:])], 1)
-    return dict(samples=image_grid(model.sample(64, generator=g)), reconstructions=image_grid(pairs.flatten(0, 2)))
+    pairs = torch.stack([xt.view(4, 8, *xt.shape[1:]),
+                         model.reconstruct(xt).view(4, 8, *xt.shape[1:])], 1)
+    return dict(samples=image_grid(model.sample(64, generator=g)),
+                reconstructions=image_grid(pairs.flatten(0, 2)))
 
 # %% ../nbs/08_runs.ipynb #6f599d7e
 def load_checkpoint(path,                     # a checkpoint.pt
@@ -59,37 +64,47 @@ def load_checkpoint(path,                     # a checkpoint.pt
     "Load a checkpoint safely (weights_only) and check it belongs to `cfg`; ConfigError otherwise."
     try: ck = load_torch(path)
     except Exception as e:
-        raise ConfigError(f"checkpoint {path} is corrupt or not a hit_nb checkpoint ({type(e).__name__}): delete it to "
-                          f"restart this run from scratch, or choose another out_dir") from None
+        raise ConfigError(f"checkpoint {path} is corrupt or not a hit_nb checkpoint "
+                          f"({type(e).__name__}): delete it to restart this run from scratch, or "
+                          "choose another out_dir") from None
     if not isinstance(ck, dict) or 'config' not in ck or 'model' not in ck:
-        raise ConfigError(f"checkpoint {path} is not a hit_nb checkpoint: delete it, or choose another out_dir")
+        raise ConfigError(f"checkpoint {path} is not a hit_nb checkpoint: delete it, or choose "
+                          "another out_dir")
     if _identity(ck['config']) != _identity(cfg):
-        raise ConfigError(f"checkpoint {path} belongs to another configuration ({_differences(ck['config'], cfg)}): "
-                          f"choose another out_dir, or delete that run directory to start over")
+        raise ConfigError(f"checkpoint {path} belongs to another configuration "
+                          f"({_differences(ck['config'], cfg)}): choose another out_dir, or delete "
+                          "that run directory to start over")
     if missing := [k for k in keys if k not in ck]:
-        raise ConfigError(f"checkpoint {path} is incomplete (no {', '.join(missing)}): delete it to restart this run "
-                          f"from scratch")
+        raise ConfigError(f"checkpoint {path} is incomplete (no {', '.join(missing)}): delete it "
+                          "to restart this run from scratch")
     return ck
 
 def load_weights(model, state, path):
-    "Load the weights `state` of checkpoint `path` into `model`; ConfigError naming the file if they do not fit it."
+    """Load the weights `state` of checkpoint `path` into `model`;
+    ConfigError naming the file if they do not fit it."""
     try: model.load_state_dict(state)
     except (RuntimeError, TypeError, KeyError, AttributeError) as e:
         why = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"checkpoint {path} does not hold this model's weights ({why}): it is incomplete or of "
-                          f"another model; delete it to restart the run from scratch") from None
+        raise ConfigError(f"checkpoint {path} does not hold this model's weights ({why}): it is "
+                          "incomplete or of another model; delete it to restart the run from "
+                          "scratch") from None
     return model
 
 
 # %% ../nbs/08_runs.ipynb #20ca771e
 def check_writable(out_dir) -> Path:
-    "Make sure `out_dir` can be created and written, without leaving anything behind when it cannot."
+    """Make sure `out_dir` can be created and written,
+    without leaving anything behind when it cannot."""
     out = Path(out_dir).absolute()
     anc = out
     while not anc.exists(): anc = anc.parent
     if not anc.is_dir():
-        raise ConfigError(f"out_dir={str(out_dir)!r} cannot be created: {anc} is a file; choose another out_dir")
-    try: fd, tmp = tempfile.mkstemp(dir=anc); os.close(fd); os.unlink(tmp)
+        raise ConfigError(f"out_dir={str(out_dir)!r} cannot be created: {anc} is a file; choose "
+                          "another out_dir")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=anc)
+        os.close(fd)
+        os.unlink(tmp)
     except OSError as e:
         raise ConfigError(f"out_dir={str(out_dir)!r} is not writable ({e.strerror} in {anc}): "
                           f"choose another out_dir") from None
@@ -97,38 +112,46 @@ def check_writable(out_dir) -> Path:
 
 # %% ../nbs/08_runs.ipynb #d346ad39
 def run_lock(run_dir):
-    "Hold the exclusive lock of `run_dir` (its .lock file, hit_nb.core.file_lock), waiting for another holder."
-    return file_lock(Path(run_dir)/'.lock', message=f'waiting for another process working on {run_dir} ...')
+    """Hold the exclusive lock of `run_dir` (its .lock file,
+    hit_nb.core.file_lock), waiting for another holder."""
+    return file_lock(Path(run_dir)/'.lock',
+                     message=f'waiting for another process working on {run_dir} ...')
 
 # %% ../nbs/08_runs.ipynb #73b925ba
 def done_metrics(run_dir) -> dict:
-    "The metrics.json of a finished (DONE) run; ConfigError naming the file and the fix if it is missing or corrupt."
+    """The metrics.json of a finished (DONE) run; ConfigError
+    naming the file and the fix if it is missing or corrupt."""
     run = Path(run_dir)
     try: return read_json(run/'metrics.json')
     except (FileNotFoundError, ConfigError) as e:
         why = 'is missing' if isinstance(e, FileNotFoundError) else 'is not valid JSON'
-        raise ConfigError(f"{run/'metrics.json'} {why} although the run is marked DONE: delete {run/'DONE'} and train "
-                          f"it again (it resumes from checkpoint.pt, so only the test-set metrics and images are "
-                          f"redone)") from None
+        raise ConfigError(f"{run/'metrics.json'} {why} although the run is marked DONE: delete "
+                          f"{run/'DONE'} and train it again (it resumes from checkpoint.pt, so "
+                          "only the test-set metrics and images are redone)") from None
 
 # %% ../nbs/08_runs.ipynb #91c12689
 def run_model(cfg:dict,  # a run's configuration (make_config, or a config.json)
              ) -> torch.nn.Module:
-    "The untrained model of a run: the paper's model of `cfg`, wrapped in an AtlasHVAE for an atlas run."
-    model = build_model(cfg['model'], cfg['dataset'], n_layers=cfg['n_layers'], sigma_x=cfg['sigma_x'])
-    return AtlasHVAE(model, cfg['beta_box'], hidden=cfg['atlas_hidden']) if cfg.get('atlas') else model
+    """The untrained model of a run: the paper's model of
+    `cfg`, wrapped in an AtlasHVAE for an atlas run."""
+    model = build_model(cfg['model'], cfg['dataset'], n_layers=cfg['n_layers'],
+                        sigma_x=cfg['sigma_x'])
+    return (AtlasHVAE(model, cfg['beta_box'], hidden=cfg['atlas_hidden']) if cfg.get('atlas')
+            else model)
 
 def load_run(run_dir,          # a run directory with config.json and checkpoint.pt
              device='cpu',     # where the model goes ('auto': CUDA when present)
             ) -> tuple:
-    "(model in eval mode on `device`, config) of the run in `run_dir`, rebuilt from config.json and checkpoint.pt."
+    """(model in eval mode on `device`, config) of the run in
+    `run_dir`, rebuilt from config.json and checkpoint.pt."""
     run = Path(run_dir)
     if (run/'config.json').is_file() and (at := read_json(run/'config.json').get('atlas_run')):   # a point of an atlas
         atlas, cfg = load_run(run/at, device)[0], read_json(run/'config.json')
         return conditioned(atlas, cfg['betas']).eval(), cfg
     if not (run/'config.json').is_file() or not (run/'checkpoint.pt').is_file():
-        raise FileNotFoundError(f"run directory {run} has no config.json or checkpoint.pt: it was moved or deleted, or "
-                                f"never trained; train it (papermill nbs/train.ipynb out.ipynb -p out_dir {run})")
+        raise FileNotFoundError(f"run directory {run} has no config.json or checkpoint.pt: it was "
+                                "moved or deleted, or never trained; train it (papermill "
+                                f"nbs/train.ipynb out.ipynb -p out_dir {run})")
     cfg = read_json(run/'config.json')
     ck = load_checkpoint(run/'checkpoint.pt', cfg)
     model = run_model(cfg)

@@ -23,9 +23,11 @@ __all__ = ['visible_gpus', 'worker_gpu', 'run_sweep', 'hit_sweep', 'run_target_s
 
 # %% ../nbs/19_sweep.ipynb #ac7addc7
 def visible_gpus() -> list:
-    "Ids of the GPUs this process may use: CUDA_VISIBLE_DEVICES if set, else 0..torch.cuda.device_count()-1."
+    """Ids of the GPUs this process may use: CUDA_VISIBLE_DEVICES
+    if set, else 0..torch.cuda.device_count()-1."""
     cvd = os.environ.get('CUDA_VISIBLE_DEVICES')
-    if cvd is not None: return [g.strip() for g in cvd.split(',') if g.strip() and g.strip() != '-1']
+    if cvd is not None:
+        return [g.strip() for g in cvd.split(',') if g.strip() and g.strip() != '-1']
     try:
         import torch
         return [str(i) for i in range(torch.cuda.device_count())]
@@ -39,22 +41,28 @@ def _parse_gpus(gpus) -> list|str|None:
     if isinstance(gpus, str): gpus = gpus.split(',')
     if isinstance(gpus, int) and not isinstance(gpus, bool): gpus = [gpus]
     if not isinstance(gpus, (list, tuple)) or not gpus or not all(str(g).strip() for g in gpus):
-        raise ConfigError(f"gpus={gpus!r}: give 'auto' (every visible GPU) or a list of GPU ids, e.g. [0, 1] or '0,1'")
+        raise ConfigError(f"gpus={gpus!r}: give 'auto' (every visible GPU) or a list of GPU ids, "
+                          "e.g. [0, 1] or '0,1'")
     return [str(g).strip() for g in gpus]
 
 # %% ../nbs/19_sweep.ipynb #2c869e11
-_GPU_SLOT = {}   # the slot this process holds: {(ids, runs_per_gpu, slots folder): (GPU id, its open lock file)}
+# the slot this process holds: {(ids, runs_per_gpu, slots folder): (GPU id, its open lock file)}
+_GPU_SLOT = {}
 
 def _slots_dir(slots_dir=None) -> Path:
-    "The folder of this node's GPU slot files (None: hit_nb-gpu-slots-<uid> in the temporary directory)."
-    d = Path(slots_dir) if slots_dir is not None else Path(tempfile.gettempdir())/f'hit_nb-gpu-slots-{os.getuid()}'
-    d.mkdir(parents=True, exist_ok=True); return d
+    """The folder of this node's GPU slot files (None:
+    hit_nb-gpu-slots-<uid> in the temporary directory)."""
+    d = (Path(slots_dir) if slots_dir is not None
+         else Path(tempfile.gettempdir())/f'hit_nb-gpu-slots-{os.getuid()}')
+    d.mkdir(parents=True, exist_ok=True)
+    return d
 
 def worker_gpu(gpus,                # 'auto' (visible_gpus()) or the GPU ids to share
                runs_per_gpu:int=1,  # processes that share one GPU
                slots_dir=None,      # the folder of the slot lock files (None: one per user in the temporary folder)
               ) -> str:
-    "This process's GPU: the first free one of `runs_per_gpu` slots per GPU on this node, held for the process's life."
+    """This process's GPU: the first free one of `runs_per_gpu`
+    slots per GPU on this node, held for the process's life."""
     ids = visible_gpus() if gpus == 'auto' else [str(g) for g in gpus]
     if not ids: raise RuntimeError(f"gpus={gpus!r}: no GPU visible on {socket.gethostname()}")
     key = (tuple(ids), runs_per_gpu, str(slots_dir))
@@ -64,14 +72,18 @@ def worker_gpu(gpus,                # 'auto' (visible_gpus()) or the GPU ids to 
         for g in ids:
             f = open(d/f"{re.sub(r'[^A-Za-z0-9_.-]', '_', g)}.{r}.lock", 'a')
             try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError: f.close(); continue
+            except OSError:
+                f.close()
+                continue
             _GPU_SLOT[key] = (g, f)
             return g
-    return ids[os.getpid() % len(ids)]       # more processes than slots on this node: spread by process id
+    # more processes than slots on this node: spread by process id
+    return ids[os.getpid() % len(ids)]
 
 # %% ../nbs/19_sweep.ipynb #b1727782
 def _placement(task:dict) -> tuple:
-    "(the kernels' environment, the parameters every notebook of the task gets): this worker's threads and GPU."
+    """(the kernels' environment, the parameters every notebook
+    of the task gets): this worker's threads and GPU."""
     threads = task['threads']
     env, given = {'OMP_NUM_THREADS': threads, 'MKL_NUM_THREADS': threads}, dict(threads=threads)
     if task['gpus']:
@@ -80,52 +92,66 @@ def _placement(task:dict) -> tuple:
     return env, given
 
 def _sweep_task(params:dict, classifier:str, task:dict) -> dict:
-    "One Dask task: `run_point` of `params` with the sweep's settings `task`, on this worker's threads and GPU."
+    """One Dask task: `run_point` of `params` with the sweep's
+    settings `task`, on this worker's threads and GPU."""
     env, given = _placement(task)
-    return run_point(dict(params, **given), classifier, dict(task['eval_params'] or {}, **given), task['timeout'],
-                     task['retry_failed'], task['notebooks_dir'], env, task['fresh_kernels'])
+    return run_point(dict(params, **given), classifier, dict(task['eval_params'] or {}, **given),
+                     task['timeout'], task['retry_failed'], task['notebooks_dir'], env,
+                     task['fresh_kernels'])
 
 def _ensemble_task(points:list, classifier:str, task:dict) -> list:
-    "One Dask task: `run_ensemble` of `points` (training only) with the sweep's settings, on this worker's GPU."
+    """One Dask task: `run_ensemble` of `points` (training
+    only) with the sweep's settings, on this worker's GPU."""
     env, given = _placement(task)
-    return run_ensemble([dict(p, **given) for p in points], classifier, dict(task['eval_params'] or {}, **given),
-                        task['timeout'], task['retry_failed'], task['notebooks_dir'], env, task['fresh_kernels'])
+    return run_ensemble([dict(p, **given) for p in points], classifier,
+                        dict(task['eval_params'] or {}, **given), task['timeout'],
+                        task['retry_failed'], task['notebooks_dir'], env, task['fresh_kernels'])
 
 def _ensemble_size_task(points:list, n_slots:int, task:dict) -> int:
-    "One Dask task: `auto_ensemble` on this worker's GPU, in a Python process of its own (the worker keeps no CUDA)."
+    """One Dask task: `auto_ensemble` on this worker's GPU, in
+    a Python process of its own (the worker keeps no CUDA)."""
     env, given = _placement(task)
-    code = ("import json, sys; from hit_nb.ensemble import auto_ensemble; a = json.loads(sys.argv[1]); "
-            "print(auto_ensemble([a['point']] * a['n'], a['n_slots'], a['runs_per_gpu']))")
+    code = ("import json, sys; from hit_nb.ensemble import auto_ensemble; a = "
+            "json.loads(sys.argv[1]); print(auto_ensemble([a['point']] * a['n'], a['n_slots'], "
+            "a['runs_per_gpu']))")
     arg = json.dumps(dict(point=dict(points[0], **given), n=len(points), n_slots=n_slots,
                           runs_per_gpu=task.get('runs_per_gpu', 1)), default=str)
-    r = subprocess.run([sys.executable, '-c', code, arg], capture_output=True, text=True, timeout=900,
-                       env={**os.environ, **{k: str(v) for k, v in env.items()}})
+    r = subprocess.run([sys.executable, '-c', code, arg], capture_output=True, text=True,
+                       timeout=900, env={**os.environ, **{k: str(v) for k, v in env.items()}})
     if r.returncode: raise RuntimeError((r.stderr.strip().splitlines() or ['no output'])[-1])
     return int(r.stdout.split()[-1])
 
 # %% ../nbs/19_sweep.ipynb #c03b8cc7
 def _classifier_task(dataset:str, root, out:str, task:dict) -> str:
-    "One Dask task: train `dataset`'s IS classifier into `out` through train_classifier.ipynb, on this worker's GPU."
+    """One Dask task: train `dataset`'s IS classifier into `out`
+    through train_classifier.ipynb, on this worker's GPU."""
     env, given = _placement(task)
-    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     record = out.with_name(f'{out.stem}.train_classifier.ipynb')
-    params = dict(dataset=dataset, root=root, out=str(out), threads=given['threads'], device=given.get('device', 'auto'))
-    r = execute_notebook(Path(task['notebooks_dir'])/'train_classifier.ipynb', record, params, env=env,
-                         fresh=task['fresh_kernels'])
+    params = dict(dataset=dataset, root=root, out=str(out), threads=given['threads'],
+                  device=given.get('device', 'auto'))
+    r = execute_notebook(Path(task['notebooks_dir'])/'train_classifier.ipynb', record, params,
+                         env=env, fresh=task['fresh_kernels'])
     if r['rc'] != 0 or r['timed_out'] or not out.is_file():
-        raise RuntimeError(f"the {dataset} IS classifier was not trained ({r['reason'] or 'no file written'}); "
-                           f"see {record}, or train it by hand: papermill nbs/train_classifier.ipynb out.ipynb "
-                           f"-p dataset {dataset} -p out {out}")
+        raise RuntimeError(f"the {dataset} IS classifier was not trained "
+                           f"({r['reason'] or 'no file written'}); see {record}, or train it by "
+                           "hand: papermill nbs/train_classifier.ipynb out.ipynb -p dataset "
+                           f"{dataset} -p out {out}")
     return str(out)
 
 def _train_classifiers(client, todo:list, clfs:dict, task:dict, progress:bool):
-    "Train on the cluster the IS classifiers of `todo` whose files are missing, one task each; wait for them."
+    """Train on the cluster the IS classifiers of `todo`
+    whose files are missing, one task each; wait for them."""
     import hit_nb.sweep as mod
-    missing = sorted({(p['dataset'], p.get('root')) for p in todo if not Path(clfs[p['dataset']]).is_file()}, key=str)
+    missing = sorted({(p['dataset'], p.get('root')) for p in todo
+                      if not Path(clfs[p['dataset']]).is_file()}, key=str)
     for ds, _ in missing:
-        if progress: print(f"training the {ds} domain classifier for the Inception Score once, on a worker: "
-                           f"{clfs[ds]}", flush=True)
-    client.gather([client.submit(mod._classifier_task, ds, root, clfs[ds], task, pure=False, key=f'classifier-{ds}')
+        if progress:
+            print(f"training the {ds} domain classifier for the Inception Score once, on a worker: "
+                  f"{clfs[ds]}", flush=True)
+    client.gather([client.submit(mod._classifier_task, ds, root, clfs[ds], task, pure=False,
+                                 key=f'classifier-{ds}')
                    for ds, root in missing])
 
 # %% ../nbs/19_sweep.ipynb #323bc7d1
@@ -133,20 +159,24 @@ def _set_allowed_failures(n, dask_scheduler=None): dask_scheduler.allowed_failur
 
 @contextmanager
 def _client(scheduler, n_workers, threads, gpus, runs_per_gpu, allowed_failures):
-    "A Dask client of `scheduler`, or of a LocalCluster started here for the sweep (and closed afterwards)."
+    """A Dask client of `scheduler`, or of a LocalCluster
+    started here for the sweep (and closed afterwards)."""
     import dask
     from distributed import Client, LocalCluster
-    import hit_nb.sweep as mod        # workers import functions by reference, also when this runs in a notebook
+    # workers import functions by reference, also when this runs in a notebook
+    import hit_nb.sweep as mod
     cluster = nullcontext()
     if scheduler is None:
-        n = len(gpus) * runs_per_gpu if gpus else (n_workers or max(1, (os.cpu_count() or 1) // threads))
+        n = (len(gpus) * runs_per_gpu if gpus
+             else (n_workers or max(1, (os.cpu_count() or 1) // threads)))
         with dask.config.set({'distributed.scheduler.allowed-failures': allowed_failures,
                               'distributed.scheduler.worker-saturation': 1.0,
                               'distributed.worker.profile.enabled': False,
                               'distributed.admin.system-monitor.interval': '5s'}), warnings.catch_warnings():
-            warnings.filterwarnings('ignore', message='Port .* is already in use')   # the HTTP server moves on
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                   silence_logs=logging.ERROR)
+            # the HTTP server moves on
+            warnings.filterwarnings('ignore', message='Port .* is already in use')
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.ERROR)
     with cluster, Client(scheduler if scheduler is not None else cluster) as client:     # closed in reverse order
         client.run_on_scheduler(mod._set_allowed_failures, allowed_failures)
         yield client
@@ -157,12 +187,14 @@ def _executing(dask_worker=None) -> list:
     return [str(ts.key) for ts in dask_worker.state.executing]
 
 class _Progress:
-    "One bar over the grid: finished / total; done, failed, running and waiting points; `keys`: {task key: points}."
-    def __init__(self, client, keys:dict, n_total:int, counts:dict, desc:str, enabled:bool=True, file=None):
+    """One bar over the grid: finished / total; done, failed,
+    running and waiting points; `keys`: {task key: points}."""
+    def __init__(self, client, keys:dict, n_total:int, counts:dict, desc:str, enabled:bool=True,
+                 file=None):
         from tqdm import tqdm
         self.client, self.keys, self.counts, self.file, self.last, self.running = client, keys, counts, file, 0., 0
-        self.bar = tqdm(total=n_total, initial=sum(counts.values()), disable=not enabled, unit='run', desc=desc,
-                        file=file, dynamic_ncols=True, smoothing=0)
+        self.bar = tqdm(total=n_total, initial=sum(counts.values()), disable=not enabled,
+                        unit='run', desc=desc, file=file, dynamic_ncols=True, smoothing=0)
         self.show(True)
 
     def show(self, force=False):
@@ -172,44 +204,54 @@ class _Progress:
         self.last = time.monotonic()
         try: executing = self.client.run(mod._executing, on_error='ignore').values()
         except Exception: executing = None
-        if executing is not None: self.running = sum(self.keys.get(k, 0) for ks in executing for k in ks)
+        if executing is not None:
+            self.running = sum(self.keys.get(k, 0) for ks in executing for k in ks)
         left = self.bar.total - self.bar.n
-        self.bar.set_postfix(**self.counts, running=min(self.running, left), waiting=max(left - self.running, 0))
+        self.bar.set_postfix(**self.counts, running=min(self.running, left),
+                             waiting=max(left - self.running, 0))
 
     def finished(self, r:dict):
         "Count the outcome `r` of a point; say why when it is not done."
         self.counts['done' if r['status'] == 'done' else 'failed'] += 1
-        self.bar.update(); self.show(True)
+        self.bar.update()
+        self.show(True)
         if not self.bar.disable and r['status'] != 'done' and not r.get('skipped'):
             why = (r['reason'] or '').strip()[-300:]
             self.bar.write(f"{Path(r['run_dir']).name}: {r['status']}: {why}", file=self.file)
 
-    def close(self): self.show(True); self.bar.close()
+    def close(self):
+        self.show(True)
+        self.bar.close()
 
 # %% ../nbs/19_sweep.ipynb #72ff8df4
 def _results(future, points:list, submitted:float) -> list:
-    "The outcomes of a finished task, one per point (None: trained, to evaluate); if Dask gave up on it, each failed."
+    """The outcomes of a finished task, one per point (None:
+    trained, to evaluate); if Dask gave up on it, each failed."""
     try:
         r = future.result()
         return r if isinstance(r, list) else [r]
     except Exception as e:
         why, out = f'{type(e).__name__}: {e}'[:2000], []
         for p in points:
-            run = Path(p['out_dir']); run.mkdir(parents=True, exist_ok=True)
+            run = Path(p['out_dir'])
+            run.mkdir(parents=True, exist_ok=True)
             out.append(_outcome(run, 'failed', submitted, reason=why, stage='dask', params=p))
         return out
 
 # %% ../nbs/19_sweep.ipynb #5acac2cf
 def _submit(client, todo:list, clfs:dict, task:dict, ensemble:int=1) -> dict:
-    "Submit a task per point, or per group of points to train as an ensemble; {future: (points, submitted, key)}."
-    import hit_nb.sweep as mod        # workers import the task by reference, also when this runs in a notebook
+    """Submit a task per point, or per group of points to train
+    as an ensemble; {future: (points, submitted, key)}."""
+    # workers import the task by reference, also when this runs in a notebook
+    import hit_nb.sweep as mod
     groups, singles = [], todo
     if ensemble > 1:
         train = [p for p in todo if not training_recorded(Path(p['out_dir']))]
         groups = [g for g in ensemble_groups(train, ensemble) if len(g) > 1]
         grouped = {p['out_dir'] for g in groups for p in g}
         singles = [p for p in todo if p['out_dir'] not in grouped]
-    futs, first = {}, 1 if task['gpus'] else 0          # on GPUs: training before the evaluations that wait
+    futs, first = ({}, 1 if task['gpus']
+                   else 0)          # on GPUs: training before the evaluations that wait
     for g in groups:
         key = f"ensemble-{Path(g[0]['out_dir']).name}+{len(g) - 1}"
         futs[client.submit(mod._ensemble_task, g, clfs[g[0]['dataset']], task, pure=False, key=key,
@@ -218,19 +260,25 @@ def _submit(client, todo:list, clfs:dict, task:dict, ensemble:int=1) -> dict:
     return futs
 
 def _ensemble_size(client, todo:list, ensemble, task:dict, progress:bool) -> int:
-    "Members per ensemble: `ensemble`; for 'auto' 1 on the CPU and on GPUs what a worker measures to fit (else 1)."
+    """Members per ensemble: `ensemble`; for 'auto' 1 on the
+    CPU and on GPUs what a worker measures to fit (else 1)."""
     import hit_nb.sweep as mod
     train = [p for p in todo if not training_recorded(Path(p['out_dir']))]
     if ensemble != 'auto' or not task['gpus'] or len(train) < 2:
-        return 1 if ensemble == 'auto' else ensemble    # on the CPU an ensemble is slower than runs side by side
+        return (1 if ensemble == 'auto'
+                else ensemble)    # on the CPU an ensemble is slower than runs side by side
     n_slots = max(1, len(client.scheduler_info()['workers']))
-    try: k = client.submit(mod._ensemble_size_task, train, n_slots, task, pure=False, key='ensemble-size').result()
+    try:
+        k = client.submit(mod._ensemble_size_task, train, n_slots, task, pure=False,
+                          key='ensemble-size').result()
     except Exception as e:
-        print(f"ensemble='auto': the GPU memory probe failed ({type(e).__name__}: {str(e)[-300:]}); "
-              f"training one run per point", file=sys.stderr, flush=True)
+        print(f"ensemble='auto': the GPU memory probe failed ({type(e).__name__}: "
+              f"{str(e)[-300:]}); training one run per point", file=sys.stderr, flush=True)
         return 1
-    if progress: print(f"ensemble='auto': {k} members per ensemble ({len(train)} points, {n_slots} GPU slots)",
-                       flush=True)
+    if progress:
+        print(f"ensemble='auto': {k} members per ensemble ({len(train)} points, {n_slots} GPU "
+              "slots)",
+              flush=True)
     return k
 
 def _submit_point(client, p:dict, clfs:dict, task:dict) -> dict:
@@ -241,49 +289,64 @@ def _submit_point(client, p:dict, clfs:dict, task:dict) -> dict:
             ([p], time.monotonic(), key)}
 
 def _collect(client, futs:dict, bar:_Progress, clfs:dict, task:dict):
-    "Wait for every task, counting each outcome on the bar; a trained ensemble member goes on to be evaluated."
+    """Wait for every task, counting each outcome on the bar;
+    a trained ensemble member goes on to be evaluated."""
     from distributed import as_completed
     ac = as_completed(futs)
     while ac.count():
         for f in ac.next_batch(block=False):
             points, submitted, _ = futs.pop(f)
             for p, r in zip(points, _results(f, points, submitted)):
-                if r is not None: bar.finished(r); continue
+                if r is not None:
+                    bar.finished(r)
+                    continue
                 new = _submit_point(client, p, clfs, task)
-                for g, (_, _, key) in new.items(): ac.add(g); bar.keys[key] = 1
+                for g, (_, _, key) in new.items():
+                    ac.add(g)
+                    bar.keys[key] = 1
                 futs.update(new)
-        bar.show(); time.sleep(0.2)
+        bar.show()
+        time.sleep(0.2)
     bar.close()
 
 # %% ../nbs/19_sweep.ipynb #1d0ce61d
 def _ensemble_arg(ensemble) -> int|str:
-    "'auto' or the members per ensemble as an integer, from what run_sweep and the command lines take."
+    """'auto' or the members per ensemble as an integer,
+    from what run_sweep and the command lines take."""
     if isinstance(ensemble, str) and ensemble.strip() == 'auto': return 'auto'
     k = int(ensemble) if isinstance(ensemble, str) and ensemble.strip().isdigit() else ensemble
     if isinstance(k, int) and not isinstance(k, bool) and k >= 1: return k
-    raise ConfigError(f"ensemble={ensemble!r}: give 'auto' (GPUs: what fits in memory; CPU: 1) or an integer >= 1")
+    raise ConfigError(f"ensemble={ensemble!r}: give 'auto' (GPUs: what fits in memory; CPU: 1) or "
+                      "an integer >= 1")
 
-def _check_counts(n_workers, threads_per_worker, runs_per_gpu, allowed_failures, timeout, ensemble=1):
-    "ConfigError naming the first setting of a sweep that is not a valid count, or a timeout that is not seconds > 0."
+def _check_counts(n_workers, threads_per_worker, runs_per_gpu, allowed_failures, timeout,
+                  ensemble=1):
+    """ConfigError naming the first setting of a sweep that is
+    not a valid count, or a timeout that is not seconds > 0."""
     ensemble = 1 if _ensemble_arg(ensemble) == 'auto' else _ensemble_arg(ensemble)
-    for k, v, lo in (('threads_per_worker', threads_per_worker, 1), ('runs_per_gpu', runs_per_gpu, 1),
-                     ('allowed_failures', allowed_failures, 0), ('ensemble', ensemble, 1), ('n_workers', n_workers, 1)):
-        if (v is not None or k != 'n_workers') and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
-            raise ConfigError(f"{k}={v!r}: must be an integer >= {lo}" + (' or None' if k == 'n_workers' else ''))
+    for k, v, lo in (('threads_per_worker', threads_per_worker, 1),
+                     ('runs_per_gpu', runs_per_gpu, 1), ('allowed_failures', allowed_failures, 0),
+                     ('ensemble', ensemble, 1), ('n_workers', n_workers, 1)):
+        if (v is not None or k != 'n_workers') and (isinstance(v, bool) or not isinstance(v, int)
+                                                    or v < lo):
+            raise ConfigError(f"{k}={v!r}: must be an integer >= "
+                              f"{lo}" + (' or None' if k == 'n_workers' else ''))
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ConfigError(f"timeout={timeout!r}: seconds > 0, or None")
 
 def _sweep_folder(points, sweep_dir) -> Path:
-    "The sweep folder (None: the points' common folder); ConfigError if it is a file or a run directory is not in it."
+    """The sweep folder (None: the points' common folder);
+    ConfigError if it is a file or a run directory is not in it."""
     outs = [Path(p['out_dir']).absolute() for p in points if 'out_dir' in p]
     sweep_dir = Path(sweep_dir).expanduser().absolute() if sweep_dir is not None else \
                 Path(os.path.commonpath([o.parent for o in outs]))
     if sweep_dir.exists() and not sweep_dir.is_dir():
-        raise ConfigError(f"sweep_dir={str(sweep_dir)!r} is a file, not a folder: choose another sweep_dir")
+        raise ConfigError(f"sweep_dir={str(sweep_dir)!r} is a file, not a folder: choose another "
+                          "sweep_dir")
     for o in outs:
         if o.parent != sweep_dir:
-            raise ConfigError(f"sweep_dir={str(sweep_dir)!r}: run directory {o} is not inside it; make the points "
-                              f"with grid_points(..., sweep_dir=sweep_dir)")
+            raise ConfigError(f"sweep_dir={str(sweep_dir)!r}: run directory {o} is not inside it; "
+                              "make the points with grid_points(..., sweep_dir=sweep_dir)")
     return sweep_dir
 
 
@@ -306,22 +369,25 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
               reevaluate:bool=False,  # evaluate again the runs evaluated with other settings (else: refused)
               ensemble='auto',        # points trained as one vmapped program per task: 'auto' (GPU: what fits) or K
              ) -> pd.DataFrame:
-    "Train and evaluate every unfinished point on a Dask cluster, resuming partial runs; returns and writes the table."
+    """Train and evaluate every unfinished point on a Dask cluster,
+    resuming partial runs; returns and writes the table."""
     points = [dict(p) for p in points]
     if not points: raise ConfigError("points: the grid is empty; make it with grid_points(...)")
     _check_counts(n_workers, threads_per_worker, runs_per_gpu, allowed_failures, timeout, ensemble)
     sweep_dir, nbs = _sweep_folder(points, sweep_dir), notebooks_path(notebooks_dir)
     check_points(points, eval_params, nbs)
     ensemble = _ensemble_arg(ensemble)
-    if ensemble == 'auto' and not (nbs/'train_ensemble.ipynb').is_file(): ensemble = 1     # notebooks of one's own
+    if ensemble == 'auto' and not (nbs/'train_ensemble.ipynb').is_file():
+        ensemble = 1     # notebooks of one's own
     if ensemble != 'auto' and ensemble > 1 and not (nbs/'train_ensemble.ipynb').is_file():
-        raise ConfigError(f"ensemble={ensemble}: {nbs} has no train_ensemble.ipynb; use a hit_nb checkout's nbs/ "
-                          f"(notebooks_dir), or ensemble=1")
+        raise ConfigError(f"ensemble={ensemble}: {nbs} has no train_ensemble.ipynb; use a hit_nb "
+                          "checkout's nbs/ (notebooks_dir), or ensemble=1")
     gpus = _parse_gpus(gpus)
     if gpus == 'auto' and scheduler is None:
         gpus = visible_gpus()
-        if not gpus: raise ConfigError("gpus='auto': no GPU is visible here (CUDA_VISIBLE_DEVICES / torch.cuda); "
-                                       "leave gpus=None to run on the CPU")
+        if not gpus:
+            raise ConfigError("gpus='auto': no GPU is visible here (CUDA_VISIBLE_DEVICES / "
+                              "torch.cuda); leave gpus=None to run on the CPU")
     clfs = classifier_files(points, classifier)
     wants = [point_eval_settings(p, clfs[p['dataset']], eval_params) for p in points]
     check_existing(points, wants, reevaluate)
@@ -329,31 +395,42 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
     todo = [p for p, w in zip(points, wants) if not point_finished(p, retry_failed, w)]
     if todo:
         n_done = sum(run_status(p['out_dir'])[0] == 'done' for p in points if p not in todo)
-        counts = dict(done=n_done, failed=len(points) - len(todo) - n_done)      # the points finished before
-        task = dict(eval_params=eval_params, timeout=timeout, retry_failed=retry_failed, notebooks_dir=str(nbs),
-                    threads=threads_per_worker, gpus=gpus, runs_per_gpu=runs_per_gpu,
-                    fresh_kernels=fresh_kernels)
-        with _client(scheduler, n_workers, threads_per_worker, gpus, runs_per_gpu, allowed_failures) as client:
+        # the points finished before
+        counts = dict(done=n_done, failed=len(points) - len(todo) - n_done)
+        task = dict(eval_params=eval_params, timeout=timeout, retry_failed=retry_failed,
+                    notebooks_dir=str(nbs), threads=threads_per_worker, gpus=gpus,
+                    runs_per_gpu=runs_per_gpu, fresh_kernels=fresh_kernels)
+        with _client(scheduler, n_workers, threads_per_worker, gpus, runs_per_gpu,
+                     allowed_failures) as client:
             _train_classifiers(client, todo, clfs, task, progress)
-            futs = _submit(client, todo, clfs, task, _ensemble_size(client, todo, ensemble, task, progress))
+            futs = _submit(client, todo, clfs, task,
+                           _ensemble_size(client, todo, ensemble, task, progress))
             keys = {key: len(pts) for pts, _, key in futs.values()}
-            _collect(client, futs, _Progress(client, keys, len(points), counts, f'sweep {sweep_dir.name}', progress),
+            _collect(client, futs,
+                     _Progress(client, keys, len(points), counts, 'sweep '
+                                                                  f'{sweep_dir.name}', progress),
                      clfs, task)
     df = results_table(sweep_dir)
     write_results(df, sweep_dir/'results.csv')
-    if any(c.startswith('acc_') and df[c].notna().any() for c in df): write_table1(df, sweep_dir/'table1')
-    write_summaries(sweep_dir, missing=True)   # runs trained before hit_nb logged: in the HParams view too (08a)
+    if any(c.startswith('acc_') and df[c].notna().any() for c in df):
+        write_table1(df, sweep_dir/'table1')
+    # runs trained before hit_nb logged: in the HParams view too (08a)
+    write_summaries(sweep_dir, missing=True)
     return df
 
 
 # %% ../nbs/19_sweep.ipynb #790bf0f3
 def _summary(sweep_dir, df, tool) -> bool:
-    "Print the sweep's counts, and how to retry its failed points; True if every point is done or diverged."
+    """Print the sweep's counts, and how to retry its failed
+    points; True if every point is done or diverged."""
     counts = df.status.value_counts().to_dict()
-    print(f"{sweep_dir}/results.csv: {len(df)} runs, " + ', '.join(f'{n} {s}' for s, n in sorted(counts.items())))
+    print(f"{sweep_dir}/results.csv: {len(df)} runs, "
+          + ', '.join(f'{n} {s}' for s, n in sorted(counts.items())))
     bad = sum(n for s, n in counts.items() if s not in ('done', 'diverged'))
-    if bad: print(f"{tool}: {bad} run(s) not done: the reason of each is in its failure.json (and in results.csv); "
-                  f"fix the cause and rerun with --retry_failed to run them again", file=sys.stderr)
+    if bad:
+        print(f"{tool}: {bad} run(s) not done: the reason of each is in its failure.json (and in "
+              "results.csv); fix the cause and rerun with --retry_failed to run them "
+              "again", file=sys.stderr)
     return not bad
 
 @call_parse
@@ -382,23 +459,30 @@ def hit_sweep(grid:str='demo',       # paper (21x21), demo (5x5), tiny, diag, ro
               tensorboard:bool=True, # TensorBoard logs in every run directory (--no-tensorboard: none)
               quiet:bool=False,      # no progress bar
              ):
-    "Train and evaluate a (beta2, beta1) grid into <sweep_dir>/results.csv; exit 0 done, 1 some failed, 2 bad input."
+    """Train and evaluate a (beta2, beta1) grid into
+    <sweep_dir>/results.csv; exit 0 done, 1 some failed, 2 bad input."""
     try:
-        tp = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, root=root).items() if v is not None}
+        tp = {k: v for k,
+              v in dict(epochs=epochs, batch_size=batch_size, lr=lr, root=root).items()
+              if v is not None}
         if not tensorboard: tp['tensorboard'] = False
         sweep_dir = sweep_dir or str(Path('runs')/'sweeps'/sweep_name(grid, dataset, model))
         points = grid_points(grid, dataset, model, sweep_dir=sweep_dir, seed=seed, **tp)
-        df = run_sweep(points, sweep_dir, scheduler=scheduler, n_workers=workers, threads_per_worker=threads, gpus=gpus,
-                       runs_per_gpu=runs_per_gpu, timeout=timeout, retry_failed=retry_failed, classifier=classifier,
-                       eval_params=None if n_samples is None else dict(n_samples=n_samples), progress=not quiet,
-                       notebooks_dir=notebooks_dir, fresh_kernels=fresh_kernels, reevaluate=reevaluate,
-                       ensemble=ensemble)
+        df = run_sweep(points, sweep_dir, scheduler=scheduler, n_workers=workers,
+                       threads_per_worker=threads, gpus=gpus, runs_per_gpu=runs_per_gpu,
+                       timeout=timeout, retry_failed=retry_failed, classifier=classifier,
+                       eval_params=None if n_samples is None else dict(n_samples=n_samples),
+                       progress=not quiet, notebooks_dir=notebooks_dir, fresh_kernels=fresh_kernels,
+                       reevaluate=reevaluate, ensemble=ensemble)
     except (ConfigError, FileNotFoundError) as e:
-        print(f'hit_sweep: error: {e}', file=sys.stderr); sys.exit(EXIT_BAD_INPUT)
+        print(f'hit_sweep: error: {e}', file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     except DiskFull as e:
-        print(f'hit_sweep: error: {e.strerror}', file=sys.stderr); sys.exit(1)
+        print(f'hit_sweep: error: {e.strerror}', file=sys.stderr)
+        sys.exit(1)
     except RuntimeError as e:                                  # the IS classifier could not be trained on the cluster
-        print(f'hit_sweep: error: {e}', file=sys.stderr); sys.exit(1)
+        print(f'hit_sweep: error: {e}', file=sys.stderr)
+        sys.exit(1)
     if not _summary(sweep_dir, df, 'hit_sweep'): sys.exit(1)
 
 
@@ -410,8 +494,10 @@ def run_target_sweep(targets,          # [(r2, r1), ...] in nats, or (r2s, r1s) 
                      train_params:dict=None, # other training parameters of every run (epochs, rate_lr, ...)
                      **sweep_kwargs,   # anything else `run_sweep` takes
                     ) -> pd.DataFrame:
-    "Train and evaluate one rate-targeted run per (r2, r1) pair on the sweep runner; returns the results table."
-    return run_sweep(target_points(targets, dataset, model, sweep_dir, **(train_params or {})), **sweep_kwargs)
+    """Train and evaluate one rate-targeted run per (r2, r1)
+    pair on the sweep runner; returns the results table."""
+    return run_sweep(target_points(targets, dataset, model, sweep_dir, **(train_params or {})),
+                     **sweep_kwargs)
 
 # %% ../nbs/19_sweep.ipynb #eda6f807
 @call_parse
@@ -431,18 +517,22 @@ def hit_target_sweep(targets:str='2,5x5,15', # r2 values x r1 values ('2,5x5,15'
                      ensemble:str='auto',    # runs per vmapped training task: 'auto' (GPU: what fits, CPU: 1) or K
                      tensorboard:bool=True,  # TensorBoard logs in every run directory (--no-tensorboard: none)
                     ):
-    "Train and evaluate one rate-targeted run per target pair into results.csv; exit 2 on bad input."
+    """Train and evaluate one rate-targeted run per
+    target pair into results.csv; exit 2 on bad input."""
     try:
         tp = {k: v for k, v in dict(epochs=epochs, root=root).items() if v is not None}
         if not tensorboard: tp['tensorboard'] = False
         points = target_points(parse_targets(targets), dataset, model, sweep_dir, **tp)
         df = run_sweep(points, scheduler=scheduler, n_workers=workers, threads_per_worker=threads,
-                       retry_failed=retry_failed, gpus=gpus, reevaluate=reevaluate, ensemble=ensemble,
+                       retry_failed=retry_failed, gpus=gpus, reevaluate=reevaluate,
+                       ensemble=ensemble,
                        eval_params=None if n_samples is None else dict(n_samples=n_samples))
     except (ConfigError, FileNotFoundError) as e:
-        print(f'hit_target_sweep: error: {e}', file=sys.stderr); sys.exit(EXIT_BAD_INPUT)
+        print(f'hit_target_sweep: error: {e}', file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     except DiskFull as e:
-        print(f'hit_target_sweep: error: {e.strerror}', file=sys.stderr); sys.exit(1)
+        print(f'hit_target_sweep: error: {e.strerror}', file=sys.stderr)
+        sys.exit(1)
     print(df[['status', 'target_rate_z2', 'rate_z2', 'target_rate_z1', 'rate_z1']].to_string())
     if not _summary(Path(points[0]['out_dir']).parent, df, 'hit_target_sweep'): sys.exit(1)
 

@@ -10,8 +10,8 @@ import torch
 from tqdm import tqdm
 from fastcore.meta import delegates
 from fastcore.script import call_parse
-from .core import (ConfigError, DiskFull, EXIT_BAD_INPUT, atomic_write, read_json, write_json, save_torch,
-                         resolve_device)
+from .core import (ConfigError, DiskFull, EXIT_BAD_INPUT, atomic_write, read_json, write_json,
+                         save_torch, resolve_device)
 from .data import load_dataset
 from .models import build_model, n_params
 from .losses import model_loss, rate_names
@@ -19,8 +19,8 @@ from .atlas import AtlasHVAE, atlas_loss, conditioned
 from .metrics import rd_metrics
 from .rate_control import RateController
 from .config import make_config, _get, _identity, _differences
-from .runs import (check_writable, load_checkpoint, load_weights, done_metrics, run_lock, run_images, save_png,
-                         run_model)
+from .runs import (check_writable, load_checkpoint, load_weights, done_metrics, run_lock,
+                         run_images, save_png, run_model)
 from .tensorboard import open_log, write_summary
 
 # %% auto #0
@@ -30,25 +30,33 @@ __all__ = ['CHECKPOINT_KEYS', 'EXIT_DIVERGED', 'tune_malloc', 'prepare_model', '
 
 # %% ../nbs/09_train.ipynb #49631ec1
 def tune_malloc() -> bool:
-    "Keep freed memory in glibc's heap instead of returning it to the OS after every step; False where not glibc."
+    """Keep freed memory in glibc's heap instead of returning
+    it to the OS after every step; False where not glibc."""
     import ctypes, ctypes.util
     if not sys.platform.startswith('linux'): return False
-    try: libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6'); mallopt = libc.mallopt
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+        mallopt = libc.mallopt
     except (OSError, AttributeError): return False
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-    return bool(mallopt(M_MMAP_THRESHOLD, 32 * 2**20)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+    return (bool(mallopt(M_MMAP_THRESHOLD, 32 * 2**20))
+            and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1)))
 
 # %% ../nbs/09_train.ipynb #4c63041b
 def prepare_model(model, device):
-    "Move `model` to `device`; on the CPU also to channels_last memory format (faster oneDNN convolutions, same math)."
+    """Move `model` to `device`; on the CPU also to channels_last
+    memory format (faster oneDNN convolutions, same math)."""
     device = torch.device(device)
-    return model.to(device, memory_format=torch.channels_last) if device.type == 'cpu' else model.to(device)
+    return (model.to(device, memory_format=torch.channels_last) if device.type == 'cpu'
+            else model.to(device))
 
 # %% ../nbs/09_train.ipynb #b11bd050
 def train_step(model, opt, x, betas, kl_weight:float=1., ctrl=None) -> dict:
-    "One step of Eq. 8 (betas from `ctrl` when given, drawn per image for an atlas); returns hit_loss's dict."
+    """One step of Eq. 8 (betas from `ctrl` when given, drawn
+    per image for an atlas); returns hit_loss's dict."""
     if x.device.type == 'cpu': x = x.contiguous(memory_format=torch.channels_last)
-    if isinstance(model, AtlasHVAE): ls = atlas_loss(model, x, kl_weight)      # every image its own betas (03a_atlas)
+    if isinstance(model, AtlasHVAE):
+        ls = atlas_loss(model, x, kl_weight)      # every image its own betas (03a_atlas)
     else: ls = model_loss(model, x, betas if ctrl is None else ctrl.betas, kl_weight=kl_weight)
     opt.zero_grad(set_to_none=True)
     ls['loss'].backward()
@@ -73,32 +81,40 @@ def train_epoch(model,               # the model, on its device
                 bar=None,            # a tqdm bar: one update per step, the running means twice a second
                 epoch:int=0,         # 0-based number of this epoch
                ) -> dict:
-    "One pass of `train_step` over `batches`; the epoch's record of per-image means (and the adapted betas)."
+    """One pass of `train_step` over `batches`; the epoch's
+    record of per-image means (and the adapted betas)."""
     model.train()
     names = rate_names(len(betas))
-    sums, n, shown = torch.zeros(2 + len(betas), dtype=torch.float64, device=betas.device), 0, time.monotonic()
+    sums, n, shown = torch.zeros(2 + len(betas), dtype=torch.float64,
+                                 device=betas.device), 0, time.monotonic()
     for x, _ in batches:
         ls = train_step(model, opt, x, betas, kl_weight, ctrl)
-        sums += torch.cat([ls['loss'].detach().view(1) * len(x), ls['distortion'].detach().sum().view(1),
+        sums += torch.cat([ls['loss'].detach().view(1) * len(x),
+                           ls['distortion'].detach().sum().view(1),
                            ls['rates'].detach().sum(0)]).double()
         n += len(x)
         if bar is not None: bar.update()
         if time.monotonic() - shown > 0.5:                   # the host looks at most twice a second
             shown, s = time.monotonic(), (sums / n).tolist()
-            if not all(map(math.isfinite, s)): break         # diverged: the rest of the epoch is wasted
+            if not all(map(math.isfinite, s)):
+                break         # diverged: the rest of the epoch is wasted
             if bar is not None: bar.set_postfix(_postfix(epoch, s, names, ctrl), refresh=False)
     return _record(epoch, (sums / n).tolist(), names, kl_weight, ctrl)
 
 def _postfix(epoch, s, names, ctrl):
     bs = {f'β{k[6:]}': f'{b:.3g}' for k, b in zip(names, ctrl.betas.tolist())} if ctrl else {}
-    return {'epoch': epoch + 1, 'D': f'{s[1]:.1f}', **{f'R({k[5:]})': f'{v:.2f}' for k, v in zip(names, s[2:])}, **bs}
+    return {'epoch': epoch + 1, 'D': f'{s[1]:.1f}',
+            **{f'R({k[5:]})': f'{v:.2f}' for k, v in zip(names, s[2:])}, **bs}
 
 def _record(epoch, s, names, kl_weight, ctrl):
-    rec = dict(epoch=epoch + 1, loss=s[0], distortion=s[1], **dict(zip(names, s[2:])), kl_weight=kl_weight)
+    rec = dict(epoch=epoch + 1, loss=s[0], distortion=s[1], **dict(zip(names, s[2:])),
+               kl_weight=kl_weight)
     if ctrl is not None: rec.update({f'beta{k[6:]}': b for k, b in zip(names, ctrl.betas.tolist())})
     return rec
 
-def _finite(rec): return all(math.isfinite(rec[k]) for k in rec if k in ('loss', 'distortion') or k.startswith('rate_'))
+def _finite(rec):
+    return all(math.isfinite(rec[k]) for k in rec if k in ('loss', 'distortion')
+               or k.startswith('rate_'))
 
 # %% ../nbs/09_train.ipynb #e05e33c8
 @dataclass
@@ -117,21 +133,25 @@ class RunState:
 # %% ../nbs/09_train.ipynb #ddbf9381
 def pin_kernels(fast:bool=False, # True: allow TF32 and cuDNN's autotuned, non-deterministic kernels
                ):
-    "Pin the kernels torch may choose (no TF32, deterministic cuDNN and algorithms), or free them when `fast`."
-    if not fast: os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')   # read when cuBLAS starts
+    """Pin the kernels torch may choose (no TF32, deterministic
+    cuDNN and algorithms), or free them when `fast`."""
+    if not fast:
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')   # read when cuBLAS starts
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = fast
     torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = fast, not fast
     torch.set_float32_matmul_precision('high' if fast else 'highest')
     torch.use_deterministic_algorithms(not fast, warn_only=True)
 
 # %% ../nbs/09_train.ipynb #9d824698
-CHECKPOINT_KEYS = ('config', 'model', 'optimizer', 'epoch', 'history', 'train_seconds', 'rng')   # what resume needs
+# what resume needs
+CHECKPOINT_KEYS = ('config', 'model', 'optimizer', 'epoch', 'history', 'train_seconds', 'rng')
 
 def restore(cfg:dict,      # a configuration from make_config
             ck:dict=None,  # its checkpoint (load_checkpoint), or None for a fresh start
             path=None,     # the checkpoint's file, named in the error if its weights do not fit
            ) -> RunState:
-    "The run's seeded start (weights, optimiser, data order, rate controller), or where checkpoint `ck` left it."
+    """The run's seeded start (weights, optimiser, data order,
+    rate controller), or where checkpoint `ck` left it."""
     dev = resolve_device(cfg['device'])
     pin_kernels(_get(cfg, 'fast_kernels'))
     torch.manual_seed(cfg['seed'])
@@ -139,25 +159,30 @@ def restore(cfg:dict,      # a configuration from make_config
     model = prepare_model(run_model(cfg), dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg['lr'])
     gen = torch.Generator().manual_seed(cfg['seed'])
-    ctrl = None if not cfg['targets'] else RateController(cfg['targets'], cfg['betas'], cfg['rate_lr'], device=dev,
-                                                          beta_min=cfg['beta_min'], beta_max=cfg['beta_max'])
+    ctrl = None if not cfg['targets'] else RateController(cfg['targets'], cfg['betas'],
+                                                          cfg['rate_lr'], device=dev,
+                                                          beta_min=cfg['beta_min'],
+                                                          beta_max=cfg['beta_max'])
     st = RunState(cfg, model, opt, gen, ctrl, dev)
     if ck is not None: _resume(st, ck, path)
     return st
 
 def _resume(st, ck, path):
     if (was := ck.get('device_type', st.dev.type)) != st.dev.type:      # older checkpoints do not say: trusted
-        raise ConfigError(f"checkpoint {path} was written by a run on {was}, and this one is on {st.dev.type}: the "
-                          f"noise streams of the two differ, so it would not continue the same run; resume it with "
-                          f"device={was!r}, or delete the checkpoint to restart the run on {st.dev.type}")
+        raise ConfigError(f"checkpoint {path} was written by a run on {was}, and this one is on "
+                          f"{st.dev.type}: the noise streams of the two differ, so it would not "
+                          f"continue the same run; resume it with device={was!r}, or delete the "
+                          f"checkpoint to restart the run on {st.dev.type}")
     load_weights(st.model, ck['model'], path)
     try: st.opt.load_state_dict(ck['optimizer'])
     except (ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"checkpoint {path} holds an optimiser state that does not fit this model ({e}): delete it "
-                          f"to restart the run from scratch") from None
+        raise ConfigError(f"checkpoint {path} holds an optimiser state that does not fit this "
+                          f"model ({e}): delete it to restart the run from scratch") from None
     st.history, st.epoch, st.seconds = ck['history'], ck['epoch'], ck['train_seconds']
-    torch.set_rng_state(ck['rng']['torch']); st.gen.set_state(ck['rng']['data'])
-    if st.dev.type == 'cuda' and 'cuda' in ck['rng']: torch.cuda.set_rng_state(ck['rng']['cuda'], st.dev)
+    torch.set_rng_state(ck['rng']['torch'])
+    st.gen.set_state(ck['rng']['data'])
+    if st.dev.type == 'cuda' and 'cuda' in ck['rng']:
+        torch.cuda.set_rng_state(ck['rng']['cuda'], st.dev)
     if st.ctrl is not None: st.ctrl.load_state_dict(ck['controller'])
 
 
@@ -170,27 +195,32 @@ def to_cpu(obj):
     return obj
 
 def checkpoint(st:RunState) -> dict:
-    "Everything to continue the run bit for bit (config, weights, optimiser, epoch, history, seconds, RNG), on the CPU."
+    """Everything to continue the run bit for bit (config, weights,
+    optimiser, epoch, history, seconds, RNG), on the CPU."""
     rng = dict(torch=torch.get_rng_state(), data=st.gen.get_state())
     if st.dev.type == 'cuda': rng['cuda'] = torch.cuda.get_rng_state(st.dev)
-    return to_cpu(dict(config=st.cfg, model=st.model.state_dict(), optimizer=st.opt.state_dict(), epoch=st.epoch,
-                       history=st.history, train_seconds=st.seconds, rng=rng, device_type=st.dev.type,
+    return to_cpu(dict(config=st.cfg, model=st.model.state_dict(), optimizer=st.opt.state_dict(),
+                       epoch=st.epoch, history=st.history, train_seconds=st.seconds, rng=rng,
+                       device_type=st.dev.type,
                        **({'controller': st.ctrl.state_dict()} if st.ctrl else {})))
 
 def _summary(st):
-    "The keys that head every metrics.json of a run: what it trains and the model's parameter count."
+    """The keys that head every metrics.json of a run:
+    what it trains and the model's parameter count."""
     c = st.cfg
     betas = {f'beta{c["n_layers"] - i}': b for i, b in enumerate(c['betas'])}
     atlas = dict(atlas=True, beta_box=c['beta_box']) if c.get('atlas') else {}
-    return dict(dataset=c['dataset'], model=c['model'], **betas, n_layers=c['n_layers'], epochs=c['epochs'],
-                seed=c['seed'], n_params=n_params(st.model), fast_kernels=_get(c, 'fast_kernels'), **atlas)
+    return dict(dataset=c['dataset'], model=c['model'], **betas, n_layers=c['n_layers'],
+                epochs=c['epochs'], seed=c['seed'], n_params=n_params(st.model),
+                fast_kernels=_get(c, 'fast_kernels'), **atlas)
 
 def running_metrics(st:RunState) -> dict:
     "The metrics.json of a run between epochs: status 'running' and the history so far."
     return dict(_summary(st), status='running', history=st.history, train_seconds=st.seconds)
 
 def save_epoch(out, st:RunState):
-    "After an epoch: the checkpoint (atomically), then metrics.json with status 'running' and the history so far."
+    """After an epoch: the checkpoint (atomically), then
+    metrics.json with status 'running' and the history so far."""
     save_torch(out/'checkpoint.pt', checkpoint(st))
     write_json(out/'metrics.json', running_metrics(st))
 
@@ -203,24 +233,30 @@ EXIT_DIVERGED = 3   # exit code of hit_train for a diverged run
 def diverged(out, st:RunState):
     "Record in metrics.json that the epoch after `st.epoch` diverged, and raise RunDiverged."
     e, has_ck = st.epoch + 1, (out/'checkpoint.pt').is_file()
-    kept = f'the checkpoint holds the last finite epoch ({st.epoch})' if has_ck else 'no checkpoint yet'
-    write_json(out/'metrics.json', dict(_summary(st), status='diverged', diverged_epoch=e, history=st.history,
-                                        train_seconds=st.seconds, reason=f'non-finite loss in epoch {e}; {kept}'))
-    keeps = f'its checkpoint keeps epoch {st.epoch}' if has_ck else 'no epoch finished, so there is no checkpoint'
+    kept = (f'the checkpoint holds the last finite epoch ({st.epoch})' if has_ck
+            else 'no checkpoint yet')
+    write_json(out/'metrics.json',
+               dict(_summary(st), status='diverged', diverged_epoch=e, history=st.history,
+                                        train_seconds=st.seconds, reason='non-finite loss in '
+                                                                         f'epoch {e}; {kept}'))
+    keeps = (f'its checkpoint keeps epoch {st.epoch}' if has_ck
+             else 'no epoch finished, so there is no checkpoint')
     raise RunDiverged(f"run {st.cfg['out_dir']} diverged in epoch {e} (non-finite loss); {keeps}. "
                       f"Try a smaller lr or other betas.")
 
 
 # %% ../nbs/09_train.ipynb #48f65682
 def save_images(out, model, data, seed:int) -> dict:
-    "samples.png: 64 samples (noise seeded by `seed`); reconstructions.png: 32 test images over them; the grids."
+    """samples.png: 64 samples (noise seeded by `seed`);
+    reconstructions.png: 32 test images over them; the grids."""
     grids = run_images(model, data, seed)
     for name, img in grids.items(): save_png(out/f'{name}.png', img)
     return grids
 
 # %% ../nbs/09_train.ipynb #97b0b40c
 def target_report(targets, final, ctrl, names, rel_tol:float=0.1, abs_tol:float=0.5) -> dict:
-    "Targets, adapted betas and whether each targeted layer's test rate is within max(10 %, 0.5 nat); warns on a miss."
+    """Targets, adapted betas and whether each targeted layer's
+    test rate is within max(10 %, 0.5 nat); warns on a miss."""
     rep, missed = {}, []
     for t, k, b, clamped in zip(targets, names, ctrl.betas.tolist(), ctrl.at_bound()):
         if t is None: continue
@@ -229,28 +265,35 @@ def target_report(targets, final, ctrl, names, rel_tol:float=0.1, abs_tol:float=
         if abs(final[k] - t) > max(rel_tol * t, abs_tol):
             missed.append(k)
             clamp = ', at its clamp: the target looks out of reach' if clamped else ''
-            warnings.warn(f"{k}: target {t:g} nats not reached; the test-set rate is {final[k]:.3g} nats "
-                          f"(final beta{l} = {b:.3g}{clamp})", stacklevel=2)
+            warnings.warn(f"{k}: target {t:g} nats not reached; the test-set rate is "
+                          f"{final[k]:.3g} nats (final beta{l} = {b:.3g}{clamp})", stacklevel=2)
     rep['targets_missed'] = missed
     return rep
 
 # %% ../nbs/09_train.ipynb #09e9d30e
 def finish(out, st:RunState, data, log=None) -> dict:
-    "The end of a run: test-set metrics, images (PNG and in `log`), metrics.json with status 'done', summary, DONE."
+    """The end of a run: test-set metrics, images (PNG and in
+    `log`), metrics.json with status 'done', summary, DONE."""
     cfg = st.cfg
-    model = conditioned(st.model, cfg['betas']) if cfg.get('atlas') else st.model   # an atlas at its box's centre
+    model = (conditioned(st.model, cfg['betas']) if cfg.get('atlas')
+             else st.model)   # an atlas at its box's centre
     final = rd_metrics(model, data, 'test', seed=cfg['seed'])
     grids = save_images(out, model, data, cfg['seed'])
-    metrics = dict(_summary(st), status='done', **final, train_seconds=st.seconds, history=st.history)
-    if st.ctrl is not None: metrics.update(target_report(cfg['targets'], final, st.ctrl, rate_names(cfg['n_layers'])))
+    metrics = dict(_summary(st), status='done', **final, train_seconds=st.seconds,
+                   history=st.history)
+    if st.ctrl is not None:
+        metrics.update(target_report(cfg['targets'], final, st.ctrl, rate_names(cfg['n_layers'])))
     write_json(out/'metrics.json', metrics)
-    if log is not None: log.images(model, data, st.epoch, final=True, grids=grids); write_summary(out, metrics, cfg)
+    if log is not None:
+        log.images(model, data, st.epoch, final=True, grids=grids)
+        write_summary(out, metrics, cfg)
     atomic_write(out/'DONE', '')
     return metrics
 
 # %% ../nbs/09_train.ipynb #812e3f10
 def _existing(out, cfg) -> dict|None:
-    "The result in `out` if it is a finished run of `cfg`, None if there is none yet; ConfigError if it is another's."
+    """The result in `out` if it is a finished run of `cfg`, None
+    if there is none yet; ConfigError if it is another's."""
     if (out/'config.json').exists():
         old = read_json(out/'config.json')
         if _identity(old) != _identity(cfg):
@@ -262,44 +305,55 @@ def _check_batch_size(cfg, data):
     "A batch_size the training set can fill at least once."
     n = len(data.train_y)
     if cfg['batch_size'] > n:
-        raise ConfigError(f"batch_size={cfg['batch_size']} is larger than the {n} training images of "
-                          f"{cfg['dataset']!r}: every epoch would be one step on all of them; use batch_size <= {n}")
+        raise ConfigError(f"batch_size={cfg['batch_size']} is larger than the {n} training images "
+                          f"of {cfg['dataset']!r}: every epoch would be one step on all of them; "
+                          f"use batch_size <= {n}")
 
 @delegates(make_config)
 def train(progress:bool=True,   # show a progress bar with live per-layer rates
           on_epoch_end=None,    # callback(epoch, record) after each saved epoch (tests use it to simulate a kill)
           **kwargs,             # the parameters of `make_config`
          ) -> dict:
-    "Train (or resume, or return) the run of `make_config(**kwargs)`; returns its metrics.json content."
+    """Train (or resume, or return) the run of
+    `make_config(**kwargs)`; returns its metrics.json content."""
     cfg = make_config(**kwargs)
     out = check_writable(cfg['out_dir'])
     if (m := _existing(out, cfg)) is not None: return m
-    if (out/'checkpoint.pt').exists(): load_checkpoint(out/'checkpoint.pt', cfg, CHECKPOINT_KEYS)   # refuse it now
-    data = load_dataset(cfg['dataset'], root=cfg['root'])   # missing files: FileNotFoundError, nothing written yet
+    if (out/'checkpoint.pt').exists():
+        load_checkpoint(out/'checkpoint.pt', cfg, CHECKPOINT_KEYS)   # refuse it now
+    # missing files: FileNotFoundError, nothing written yet
+    data = load_dataset(cfg['dataset'], root=cfg['root'])
     _check_batch_size(cfg, data)
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(out): return _train_locked(cfg, out, data, progress, on_epoch_end)
 
 def _train_locked(cfg, out, data, progress, on_epoch_end):
-    if (m := _existing(out, cfg)) is not None: return m             # finished while we waited for the lock
-    ck = load_checkpoint(out/'checkpoint.pt', cfg, CHECKPOINT_KEYS) if (out/'checkpoint.pt').exists() else None
+    if (m := _existing(out, cfg)) is not None:
+        return m             # finished while we waited for the lock
+    ck = (load_checkpoint(out/'checkpoint.pt', cfg, CHECKPOINT_KEYS)
+          if (out/'checkpoint.pt').exists() else None)
     if cfg['threads']: torch.set_num_threads(cfg['threads'])
     tune_malloc()
     st = restore(cfg, ck, out/'checkpoint.pt')
-    for tmp in out.glob('.*.tmp'): tmp.unlink()                     # debris of a write killed mid-way
+    for tmp in out.glob('.*.tmp'):
+        tmp.unlink()                     # debris of a write killed mid-way
     write_json(out/'config.json', cfg)
     betas = torch.tensor(cfg['betas'], device=st.dev)
-    log = open_log(out, cfg, st.history)                            # each epoch once, also after a kill (08a)
+    # each epoch once, also after a kill (08a)
+    log = open_log(out, cfg, st.history)
     with _progress_bar(cfg, data, st.epoch, progress) as bar:
         for epoch in range(st.epoch, cfg['epochs']):
             t0, t = time.perf_counter(), warmup_factor(epoch, cfg['warmup_epochs'])
-            batches = data.batches('train', cfg['batch_size'], shuffle=True, generator=st.gen, device=st.dev)
+            batches = data.batches('train', cfg['batch_size'], shuffle=True, generator=st.gen,
+                                   device=st.dev)
             rec = train_epoch(st.model, st.opt, batches, betas, t, st.ctrl, bar, epoch)
             if not _finite(rec): diverged(out, st)
             st.epoch, st.seconds = epoch + 1, st.seconds + time.perf_counter() - t0
             st.history.append(rec)
             save_epoch(out, st)
-            if log is not None: log.epoch(rec); log.images(_at_centre(st), data, st.epoch)
+            if log is not None:
+                log.epoch(rec)
+                log.images(_at_centre(st), data, st.epoch)
             if on_epoch_end is not None: on_epoch_end(epoch, rec)
     return finish(out, st, data, log)
 
@@ -309,8 +363,10 @@ def _at_centre(st):
 
 def _progress_bar(cfg, data, start, progress):
     steps = data.n_batches('train', cfg['batch_size'])
-    return tqdm(total=cfg['epochs'] * steps, initial=start * steps, disable=not progress, mininterval=1.,
-                dynamic_ncols=True, desc=f"{cfg['dataset']} {cfg['model']} " + (f"atlas β∈{cfg['beta_box']}" if cfg.get('atlas') else f"β={cfg['betas']}"))
+    return tqdm(total=cfg['epochs'] * steps, initial=start * steps, disable=not progress,
+                mininterval=1., dynamic_ncols=True,
+                desc=f"{cfg['dataset']} {cfg['model']} "
+                + (f"atlas β∈{cfg['beta_box']}" if cfg.get('atlas') else f"β={cfg['betas']}"))
 
 
 # %% ../nbs/09_train.ipynb #f65b13e4
@@ -318,13 +374,17 @@ def _progress_bar(cfg, data, start, progress):
 @delegates(make_config)
 def hit_train(quiet:bool=False, # no progress bar
               **kwargs):
-    "Train one hierarchical VAE with one beta per latent layer. Exit 0 done, 1 no room, 2 bad input, 3 diverged."
+    """Train one hierarchical VAE with one beta per latent
+    layer. Exit 0 done, 1 no room, 2 bad input, 3 diverged."""
     try: m = train(progress=not quiet, **kwargs)
     except (ConfigError, FileNotFoundError) as e:
-        print(f'hit_train: error: {e}', file=sys.stderr); sys.exit(EXIT_BAD_INPUT)
+        print(f'hit_train: error: {e}', file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     except DiskFull as e:
-        print(f'hit_train: error: {e.strerror}', file=sys.stderr); sys.exit(1)
+        print(f'hit_train: error: {e.strerror}', file=sys.stderr)
+        sys.exit(1)
     except RunDiverged as e:
-        print(f'hit_train: {e}', file=sys.stderr); sys.exit(EXIT_DIVERGED)
+        print(f'hit_train: {e}', file=sys.stderr)
+        sys.exit(EXIT_DIVERGED)
     print(json.dumps({k: v for k, v in m.items() if k != 'history'}))
 

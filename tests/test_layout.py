@@ -25,9 +25,13 @@ def test_every_module_imports_only_from_earlier_notebooks():
     later = [(m, d) for m, p in MODULES.items() for d in library_imports(p) if d in order and d != m and order[d] > order[m]]
     assert not later, f"modules importing from a later notebook: {later}"
 
-def test_no_module_holds_more_than_450_lines():
-    big = {m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > 450}
-    assert not big, big
+def test_one_concern_per_module():
+    "Every module is written by one notebook and says in one line what it is: its notebook's title summary."
+    for m, p in MODULES.items():
+        sources = set(re.findall(r'^# %% \.\./nbs/(.+?\.ipynb)', p.read_text(), re.M))
+        assert len(sources) == 1, (m, sources)
+        doc = ast.get_docstring(ast.parse(p.read_text()))
+        assert doc and '\n' not in doc and len(doc) <= 120, (m, doc)
 
 @pytest.mark.parametrize('module', ['core', 'results', 'plots', 'figures', 'notebooks', 'probes'])
 def test_module_imports_no_torch(module):
