@@ -33,7 +33,9 @@ from hit_nb.evaluate import evaluate_run
 from hit_nb.atlas_eval import evaluate_atlas
 from hit_nb.metrics import rd_metrics
 from hit_nb.runs import load_run
-from hit_nb.train import restore, train, train_step, tune_malloc
+from hit_nb.atlas import conditioned_loss, sample_betas
+from hit_nb.train import train
+from hit_nb.trainer import ModelStep, start_run, tune_malloc
 
 N_POINTS = 25                                             # the demo grid, 5 x 5
 FORM_POINTS = [(0.1, 0.1), (0.1, 10), (1, 1), (10, 0.1), (10, 10), (0.316, 3.16), (3.16, 0.316)]
@@ -48,11 +50,11 @@ def step_times(budget:float, batch_size:int=256, min_rounds:int=10):
     data = load_dataset('mnist5k')
     x = next(iter(data.batches('train', batch_size)))[0]
     out = Path(tempfile.mkdtemp())
-    plain = restore(make_config(dataset='mnist5k', beta2=1., beta1=1., out_dir=out/'p'))
-    atlas = restore(make_config(dataset='mnist5k', atlas=True, out_dir=out/'a'))
-    betas = torch.tensor(plain.cfg['betas'])
-    sides = {'plain': lambda: train_step(plain.model, plain.opt, x, betas),
-             'atlas': lambda: train_step(atlas.model, atlas.opt, x, betas)}
+    plain = ModelStep(start_run(make_config(dataset='mnist5k', beta2=1., beta1=1., out_dir=out/'p')))
+    atlas = ModelStep(start_run(make_config(dataset='mnist5k', atlas=True, out_dir=out/'a')))
+    atlas.loss_fn, box = conditioned_loss, atlas.model.beta_box            # as the trainer's AtlasBetas part
+    sides = {'plain': lambda: plain(x, plain.betas),
+             'atlas': lambda: atlas(x, sample_betas(len(x), box))}
     for f in list(sides.values()) * 2: f()                                  # warm-up
     times, t_end, r = {k: [] for k in sides}, time.monotonic() + budget, 0
     while r < min_rounds or time.monotonic() < t_end:

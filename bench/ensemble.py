@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Benchmark (not a test): member-steps per second of an ensemble (`hit_nb.ensemble.Ensemble.step`, K grid points as
-one vmapped program) against the same K points stepped one model at a time (`hit_nb.train.train_step` in a loop).
+one vmapped program) against the same K points stepped one model at a time (`hit_nb.trainer.ModelStep` in a loop).
 
 The K members differ only in their betas, as the points of one grid do. Both sides take the same synthetic batch
 (seeded uint8 images turned to floats, batch 256: speed does not depend on content), the same weights and the same
@@ -10,7 +10,7 @@ Reported per shape and K: median seconds per member-step of each side and the th
 (> 1: the ensemble is faster).
 
 Before timing, a float64 check confirms the two sides compute the same thing: two ensemble steps against two
-train_steps per member, weights equal to 1e-10.
+single-run steps per member, weights equal to 1e-10.
 
     python bench/ensemble.py                      # CPU, one thread, K = 1, 2, 4, 8 (about 4 minutes)
     python bench/ensemble.py --quick              # shorter budgets (about a minute)
@@ -25,7 +25,7 @@ except ImportError:                                      # run from a checkout w
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from hit_nb.config import make_config
 from hit_nb.ensemble import Ensemble
-from hit_nb.train import restore, train_step, tune_malloc
+from hit_nb.trainer import ModelStep, start_run, tune_malloc
 
 SHAPES = {'GHVAE-colour': ('ghvae', 'svhn'), 'LVAE-colour': ('lvae', 'svhn'), 'GHVAE-MNIST': ('ghvae', 'mnist')}
 BATCH = 256
@@ -34,7 +34,7 @@ def states(model, dataset, k, device, dtype=torch.float32):
     "K fresh runs of one grid (same seed and settings, betas spread over the paper's range), as RunStates."
     out = Path(tempfile.mkdtemp())
     betas = torch.logspace(-1, 1, k).tolist()
-    sts = [restore(make_config(dataset=dataset, model=model, beta2=b, beta1=1 / b, device=device, out_dir=out/str(i)))
+    sts = [start_run(make_config(dataset=dataset, model=model, beta2=b, beta1=1 / b, device=device, out_dir=out/str(i)))
            for i, b in enumerate(betas)]
     if dtype != torch.float32:
         for st in sts: st.model.to(dtype); st.opt = torch.optim.Adam(st.model.parameters(), lr=st.cfg['lr'])
@@ -56,7 +56,8 @@ def check(model, dataset, device, k=2, steps=2) -> float:
     solo = []
     for st in states(model, dataset, k, device, torch.float64):
         reset()
-        for x in xs: train_step(st.model, st.opt, x, torch.tensor(st.cfg['betas'], dtype=torch.float64, device=device))
+        step = ModelStep(st)
+        for x in xs: step(x, torch.tensor(st.cfg['betas'], dtype=torch.float64, device=device))
         solo.append(st.model.state_dict())
     ens = Ensemble(states(model, dataset, k, device, torch.float64)); reset()
     for x in xs: ens.step(x)
@@ -69,9 +70,9 @@ def measure(model, dataset, k, device, budget, min_rounds):
     "Median seconds per member-step of the loop and of the ensemble, alternating rounds; and peak memory (CUDA)."
     x = batch(dataset, device)
     loop, ens = states(model, dataset, k, device), Ensemble(states(model, dataset, k, device))
-    betas = [torch.tensor(st.cfg['betas'], device=device) for st in loop]
+    steps = [ModelStep(st) for st in loop]
     def run_loop():
-        for st, b in zip(loop, betas): train_step(st.model, st.opt, x, b)
+        for step in steps: step(x, step.betas)
     def run_ens(): ens.step(x)
     for f in (run_loop, run_ens, run_loop, run_ens): f()                 # warm-up
     if torch.device(device).type == 'cuda': torch.cuda.reset_peak_memory_stats(device)

@@ -8,7 +8,7 @@ It prints, in this order (each part has its own time budget, so a slow part shor
            equals its single run (float32: test-set rates to 1e-5 relative) and, in float64, to 1e-10; the I_q
            estimator (evaluation runs it on the run's device) gives the CPU's value to 1e-9.
 2. single  the single-run step and epoch time at the paper's SVHN shape: synthetic 73,257 x 3 x 32 x 32 uint8 images
-           held on the device, batch 256, the library's `train_epoch` (eager), pinned and with `fast_kernels`.
+           held on the device, batch 256, the library's step (`ModelStep`, eager), pinned and with `fast_kernels`.
 3. ensemble member-steps per second and peak memory at K = 1, 8, 32, 128 (and 256 when it fits), GHVAE at the SVHN
            shape, against the one-model-at-a-time loop (`bench/ensemble.py`).
 4. project the wall time of the paper's 441-point grid x 500 epochs on this device, from the numbers above.
@@ -30,7 +30,9 @@ from hit_nb.config import make_config
 from hit_nb.ensemble import Ensemble, ensemble_capacity, ensemble_memory, train_ensemble
 from hit_nb.mi import mi_q
 from hit_nb.models import build_model
-from hit_nb.train import pin_kernels, prepare_model, restore, train, train_epoch, tune_malloc
+from types import SimpleNamespace
+from hit_nb.train import train
+from hit_nb.trainer import Callback, ModelStep, pin_kernels, prepare_model, start_run, tune_malloc
 
 SVHN_TRAIN, BATCH, GRID, EPOCHS = 73_257, 256, 441, 500
 
@@ -38,9 +40,11 @@ def smoke(device, out:Path) -> dict:
     "Kill-and-resume exactness and ensemble-vs-single equality on `device`, with the pinned kernels."
     tiny = dict(dataset='mnist5k', epochs=2, batch_size=1000, device=device, threads=1)
     ref = train(progress=False, out_dir=out/'ref', **tiny)
-    def kill(epoch, rec):
-        if epoch == 0: raise KeyboardInterrupt
-    try: train(progress=False, out_dir=out/'killed', on_epoch_end=kill, **tiny)
+    class Kill(Callback):                  # right after epoch 1's checkpoint, as Ctrl-C would
+        order = 200
+        def after_epoch(self, t):
+            if t.epoch == 0: raise KeyboardInterrupt
+    try: train(progress=False, out_dir=out/'killed', callbacks=[Kill()], **tiny)
     except KeyboardInterrupt: pass
     resumed = train(progress=False, out_dir=out/'killed', **tiny)
     a, b = load_torch(out/'ref'/'checkpoint.pt'), load_torch(out/'killed'/'checkpoint.pt')
@@ -74,13 +78,14 @@ def single(device, n_images, budget, fast) -> dict:
     torch.manual_seed(0)
     model = prepare_model(build_model('ghvae', 'svhn'), device)
     opt = torch.optim.Adam(model.parameters(), lr=3e-4)
-    betas = torch.tensor([1., 1.], device=device)
+    step = ModelStep(SimpleNamespace(model=model, opt=opt, ctrl=None, cfg=dict(betas=[1., 1.]), dev=torch.device(device)))
     steps = math.ceil(n_images / BATCH)
     def epoch(n=None):
         b = data.batches('train', BATCH, shuffle=True, generator=g, device=device)
         if n is not None: b = (x for _, x in zip(range(n), b))
         ens_bench.sync(device); t0 = time.perf_counter()
-        train_epoch(model, opt, b, betas)
+        sums = sum(step(x, step.betas) for x, _ in b)                    # the trainer's sums, read once an epoch
+        sums.tolist()
         ens_bench.sync(device); return time.perf_counter() - t0
     epoch(min(steps, 20))                                           # warm-up (and cuDNN autotuning when fast)
     times, t_end = [], time.monotonic() + budget
@@ -97,7 +102,7 @@ def auto(device, n_images, out:Path) -> dict:
     free, base, per = ensemble_memory(point, device, data=data)
     k = ensemble_capacity(free, base, per)
     torch.cuda.reset_peak_memory_stats(device); start = torch.cuda.memory_allocated(device)
-    ens = Ensemble([restore(make_config(**dict(point, device=device, out_dir=str(out/f'a{i}')))) for i in range(k)])
+    ens = Ensemble([start_run(make_config(**dict(point, device=device, out_dir=str(out/f'a{i}')))) for i in range(k)])
     for _, (x, _) in zip(range(3), data.batches('train', BATCH, device=device)): ens.step(x)
     torch.cuda.synchronize(device)
     r = dict(free_gib=free / G, base_gib=base / G, per_member_mib=per / 2 ** 20, K=k,

@@ -27,7 +27,8 @@ from hit_nb.config import make_config
 from hit_nb.data import ImageData, load_dataset
 from hit_nb.models import build_model
 from hit_nb.tensorboard import RunLog, tb_api
-from hit_nb.train import restore, train, train_step, tune_malloc
+from hit_nb.train import train
+from hit_nb.trainer import ModelStep, start_run, tune_malloc
 
 MODES = {'off': dict(tensorboard=False), 'scalars': dict(tb_image_every=10**6), 'images': dict(tb_image_every=1)}
 
@@ -59,11 +60,11 @@ def log_calls(model_name, dataset, n=20):
         for i in range(n):
             t0 = time.perf_counter(); log.images(model, data, i + 1, final=True); t_image.append(time.perf_counter() - t0)
             model.train()
-    st = restore(dict(cfg, out_dir=None))
+    step = ModelStep(start_run(dict(cfg, out_dir=None)))
     x = data.to_float(data.train_x[:256]) if len(data.train_x) >= 256 else data.to_float(data.train_x)
     t_step = []
     for i in range(max(5, n // 2)):
-        t0 = time.perf_counter(); train_step(st.model, st.opt, x, torch.tensor(cfg['betas'])); t_step.append(time.perf_counter() - t0)
+        t0 = time.perf_counter(); step(x, step.betas); t_step.append(time.perf_counter() - t0)
     med = statistics.median
     return dict(epoch_log_ms=1e3 * med(t_scalar), images_log_ms=1e3 * med(t_image), step_ms=1e3 * med(t_step[2:]))
 

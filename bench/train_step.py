@@ -5,11 +5,11 @@ Three shapes of the paper's models: GHVAE-colour (3x32x32, c=32, z2 32, Gaussian
 GHVAE-MNIST (1x28x28 binary, c=16, z2 20, Bernoulli). Data are synthetic, seeded uint8 images (speed does not depend
 on their content).
 
-ours       the library's epoch step `hit_nb.train.train_epoch`, the one `hit_nb.train.train` runs, over one batch at a
+ours       the library's step `hit_nb.trainer.ModelStep`, the one `hit_nb.train.train` runs, over one batch at a
            time: batches from the library's in-memory data set (`hit_nb.data`: uint8 in memory, index_select,
-           `to_float`), `train_step` (`model_loss`, `zero_grad(set_to_none=True)`, backward, Adam), on-device
-           accumulation of the logged sums (no .item()), the 0.5 s display check, and the epoch's record (one
-           .tolist() of four numbers per one-batch pass: microseconds on the CPU).
+           `to_float`), the step (`model_loss`, `zero_grad(set_to_none=True)`, backward, Adam, the row of logged sums
+           on the device, no .item()), and that row read on the host once per step (one .tolist() of four numbers:
+           microseconds on the CPU; the trainer reads it once an epoch).
 ref        a re-implementation of how the reference code trains, written from reading it:
            separate mu / std heads (two Linear or two Conv layers), softplus std, noise from `torch.randn` on the CPU then
            `.to(device)` per reparameterisation, `torch.distributions` Independent(Normal) for q and p, `kl_divergence`
@@ -54,7 +54,8 @@ except ImportError:                                      # run from a checkout w
 from hit_nb.data import ImageData                          # importing hit_nb.data first makes torchvision importable
 from hit_nb.models import build_model, n_params
 from hit_nb.losses import model_loss
-from hit_nb.train import train_epoch, prepare_model, tune_malloc
+from types import SimpleNamespace
+from hit_nb.trainer import ModelStep, prepare_model, tune_malloc
 
 try:
     from torchvision.transforms import ToTensor
@@ -170,7 +171,7 @@ class RefLVAE(RefBase):
 def ref_from_ours(ours):
     "A reference-style model with the same weights as the hit_nb model `ours` (fused heads split into mu / std)."
     lvae = type(ours).__name__ == 'LVAE'
-    ref = (RefLVAE if lvae else RefGHVAE)(ours.shape, ours.c, ours.z2_dim, ours.likelihood,
+    ref = (RefLVAE if lvae else RefGHVAE)(ours.shape, ours.c, ours.top_dim, ours.likelihood,
                                           float(ours.sigma_x) if ours.sigma_x is not None else None)
     def cp(dst, src):
         dst.weight.data.copy_(src.weight.data); dst.bias.data.copy_(src.bias.data)
@@ -217,7 +218,7 @@ def endless(make_epoch):
 # The two steps
 
 class Ours:
-    "The training step of hit_nb.train.train: its epoch step `train_epoch`, over one batch per call."
+    "The training step of hit_nb.train.train (`ModelStep`), one batch per call, its row of sums read on the host."
     def __init__(self, model, raw, labels, seed):
         model = prepare_model(model, 'cpu')                   # channels_last on the CPU, as train() does
         self.model, self.opt = model, torch.optim.Adam(model.parameters(), lr=LR)
@@ -225,10 +226,12 @@ class Ours:
         self.data = ImageData('synthetic', x, labels, x[:BATCH], labels[:BATCH], model.likelihood)
         gen = torch.Generator().manual_seed(seed)
         self.it = endless(lambda: self.data.batches('train', BATCH, shuffle=True, generator=gen, device='cpu'))
-        self.betas = torch.tensor([1., 1.])
+        self.step_ = ModelStep(SimpleNamespace(model=model, opt=self.opt, ctrl=None, cfg=dict(betas=[1., 1.]),
+                                               dev=torch.device('cpu')))
         model.train()
     def step(self):
-        self.record = train_epoch(self.model, self.opt, itertools.islice(self.it, 1), self.betas, kl_weight=1.)
+        x, _ = next(self.it)
+        self.record = self.step_(x, self.step_.betas, 1.).tolist()
 
 class Ref:
     "The reference-style step: DataLoader + ToTensor, distributions, 4 .item() per step."

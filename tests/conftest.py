@@ -34,3 +34,17 @@ def killed_hit_train(out, timeout=300) -> list:
     p.send_signal(signal.SIGKILL); p.wait()
     assert not (Path(out)/'DONE').exists(), 'the run finished before it could be killed'
     return args
+
+from hit_nb.trainer import Callback
+
+class AfterEpoch(Callback):
+    "A test's hook after every epoch, once the parts of hit_nb have acted (the checkpoint committed): f(trainer)."
+    order = 200
+    def __init__(self, f): self.f = f
+    def after_epoch(self, t): self.f(t)
+
+def crash_after(epoch:int):
+    "A part that raises KeyboardInterrupt, as Ctrl-C would, right after the checkpoint of `epoch` (1-based)."
+    def f(t):
+        if t.epoch + 1 == epoch: raise KeyboardInterrupt
+    return AfterEpoch(f)

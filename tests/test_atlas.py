@@ -2,11 +2,11 @@
 import json
 from pathlib import Path
 import pytest, torch
-import hit_nb.train as T
+import hit_nb.callbacks as C
 from hit_nb.core import ConfigError, EXIT_BAD_INPUT
 from hit_nb.runs import load_run
 from hit_nb.train import train, RunDiverged
-from conftest import TINY, BIN, run
+from conftest import TINY, BIN, run, crash_after
 from test_train import assert_same_run, load_ck, papermill
 
 ATLAS = dict(TINY, atlas=True, epochs=2)
@@ -35,22 +35,20 @@ def test_atlas_run_directory(atlas_done):
 def test_atlas_resume_after_interrupt_is_bit_identical(atlas_done, tmp_path):
     "A crash after epoch 1's checkpoint, then a rerun: the betas drawn per image continue their stream exactly."
     out = tmp_path / 'run'
-    def crash(epoch, rec):
-        if epoch == 0: raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt): train(progress=False, out_dir=out, on_epoch_end=crash, **ATLAS)
+    with pytest.raises(KeyboardInterrupt): train(progress=False, out_dir=out, callbacks=[crash_after(1)], **ATLAS)
     assert load_ck(out)['epoch'] == 1 and not (out/'DONE').exists()
     train(progress=False, out_dir=out, **ATLAS)
     assert_same_run(out, atlas_done[0])
 
 def test_atlas_divergence_is_recorded(tmp_path, monkeypatch):
     "The divergence guard holds for an atlas: status diverged, the last finite checkpoint kept."
-    real, calls = T.atlas_loss, [0]
+    real, calls = C.conditioned_loss, [0]
     def patched(*a, **k):
         calls[0] += 1
         ls = real(*a, **k)
         if calls[0] > 8 + 3: ls['loss'] = ls['loss'] * float('nan')
         return ls
-    monkeypatch.setattr(T, 'atlas_loss', patched)
+    monkeypatch.setattr(C, 'conditioned_loss', patched)
     out = tmp_path / 'run'
     with pytest.raises(RunDiverged, match='epoch 2'): train(progress=False, out_dir=out, **ATLAS)
     m = json.loads((out/'metrics.json').read_text())

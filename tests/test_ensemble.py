@@ -3,10 +3,11 @@ import json, math, os
 import pytest, torch
 from hit_nb.core import ConfigError, load_torch, read_json
 from hit_nb.config import make_config
-from hit_nb.ensemble import Ensemble, NEXT, member_configs, train_ensemble
-import hit_nb.ensemble as ensemble_mod
-from hit_nb.train import restore, train, train_step
-from conftest import BIN, ROOT, TINY, run
+from hit_nb.ensemble import Ensemble, member_configs, train_ensemble
+from hit_nb.run_dir import STAGED as NEXT
+from hit_nb.train import train
+from hit_nb.trainer import ModelStep, start_run
+from conftest import BIN, ROOT, TINY, run, AfterEpoch, crash_after
 
 E2 = dict(TINY, epochs=2, batch_size=1000, device='cpu')   # 2 epochs of 4 steps on the bundled digits
 BETAS = [(0.3, 1.), (1., 1.), (3., 0.5)]
@@ -56,7 +57,7 @@ def test_member_equals_single_run_in_float64(dataset, model, betas, tmp_path):
     cfgs = [make_config(dataset=dataset, model=model, betas=b, lr=1e-3, device='cpu', out_dir=tmp_path/str(i))
             for i, b in enumerate(betas)]
     def states():
-        sts = [restore(c) for c in cfgs]
+        sts = [start_run(c) for c in cfgs]
         for st in sts: st.model.double(); st.opt = torch.optim.Adam(st.model.parameters(), lr=1e-3)
         return sts
     shape = (3, 32, 32) if dataset == 'svhn' else (1, 28, 28)
@@ -67,10 +68,11 @@ def test_member_equals_single_run_in_float64(dataset, model, betas, tmp_path):
     solo = []
     for st in states():
         torch.set_rng_state(rng)
-        for x in xs: train_step(st.model, st.opt, x, torch.tensor(st.cfg['betas'], dtype=torch.float64), 0.5)
+        step = ModelStep(st)
+        for x in xs: step(x, torch.tensor(st.cfg['betas'], dtype=torch.float64), 0.5)
         solo.append(st.model.state_dict())
     ens = Ensemble(states()); torch.set_rng_state(rng)
-    for x in xs: ens.step(x, 0.5)
+    for x in xs: ens.step(x, kl_weight=0.5)
     for k, s in enumerate(solo):
         st = ens.sync(k)
         assert max((st.model.state_dict()[n] - s[n]).abs().max().item() for n in s) < 1e-10
@@ -102,9 +104,7 @@ def test_killed_ensemble_resumes_exactly(reference, tmp_path):
     "A kill after epoch 1, and a kill inside a checkpoint commit: the rerun ends bit for bit as uninterrupted."
     ref_dirs = [p['out_dir'] for p in reference[0]]
     pts = points(tmp_path, 'k')
-    def kill(epoch, recs, ens):
-        if epoch == 0: raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt): train_ensemble(pts, progress=False, on_epoch_end=kill)
+    with pytest.raises(KeyboardInterrupt): train_ensemble(pts, progress=False, callbacks=[crash_after(1)])
     assert [ck(p['out_dir'])['epoch'] for p in pts] == [1, 1, 1]
     assert all(read_json(p['out_dir']/'metrics.json')['status'] == 'running' for p in pts)
     train_ensemble(pts, progress=False)
@@ -116,10 +116,10 @@ def test_killed_ensemble_resumes_exactly(reference, tmp_path):
         if str(a).endswith(NEXT): calls.append(a)
         if len(calls) == 5: raise KeyboardInterrupt
         real(a, b)
-    ensemble_mod.os.replace = dies_after_first_rename
+    os.replace = dies_after_first_rename
     try:
         with pytest.raises(KeyboardInterrupt): train_ensemble(pts, progress=False)
-    finally: ensemble_mod.os.replace = real
+    finally: os.replace = real
     assert [ck(p['out_dir'])['epoch'] for p in pts] == [2, 1, 1] and (pts[1]['out_dir']/NEXT).exists()
     train_ensemble(pts, progress=False)
     assert_same_runs([p['out_dir'] for p in pts], ref_dirs)
@@ -127,9 +127,7 @@ def test_killed_ensemble_resumes_exactly(reference, tmp_path):
 def test_member_checkpoint_resumes_with_plain_train(reference, tmp_path):
     "An ensemble killed after epoch 1; `train` finishes one member alone, as its single run would."
     pts = points(tmp_path, 'p')
-    def kill(epoch, recs, ens):
-        if epoch == 0: raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt): train_ensemble(pts, progress=False, on_epoch_end=kill)
+    with pytest.raises(KeyboardInterrupt): train_ensemble(pts, progress=False, callbacks=[crash_after(1)])
     m = train(progress=False, **pts[1])
     solo = train(progress=False, **dict(pts[1], out_dir=tmp_path/'solo'))
     assert_close_runs([m], [solo], [pts[1]['out_dir']], [tmp_path/'solo'], rel=1e-4)   # 2 epochs: float32 drifts
@@ -137,11 +135,11 @@ def test_member_checkpoint_resumes_with_plain_train(reference, tmp_path):
 def test_nan_in_one_member_reaches_no_other(reference, tmp_path):
     "NaN weights injected into member 1 after epoch 1: it is recorded as diverged; the others are unchanged."
     pts = points(tmp_path, 'n')
-    def poison(epoch, recs, ens):
-        if epoch == 0:
+    def poison(t):
+        if t.epoch == 0:
             with torch.no_grad():
-                for p in ens.params.values(): p[1] = math.nan
-    ms = train_ensemble(pts, progress=False, on_epoch_end=poison)
+                for p in t.step.ens.params.values(): p[1] = math.nan
+    ms = train_ensemble(pts, progress=False, callbacks=[AfterEpoch(poison)])
     assert [m['status'] for m in ms] == ['done', 'diverged', 'done']
     assert ms[1]['diverged_epoch'] == 2 and ck(pts[1]['out_dir'])['epoch'] == 1 and len(ms[1]['history']) == 1
     assert not (pts[1]['out_dir']/'DONE').exists()

@@ -4,7 +4,7 @@ import json, os, resource, shutil, stat, subprocess, sys, threading, time
 from pathlib import Path
 import pytest, torch
 from hit_nb.core import ConfigError, save_torch
-from hit_nb.runs import run_lock
+from hit_nb.run_dir import RunDir
 from hit_nb.train import train
 from conftest import TINY, ROOT, BIN, run
 
@@ -40,7 +40,7 @@ def test_two_configurations_on_one_out_dir(tiny_done, tmp_path):
     def second():                                                      # beta2 = 3 waits for the lock ...
         try: got['metrics'] = train(progress=False, out_dir=out, beta2=3., **TINY)
         except ConfigError as e: got['error'] = str(e)
-    with run_lock(out):
+    with RunDir(out).lock():
         t = threading.Thread(target=second); t.start()
         time.sleep(1.5)                                                # ... past every check made before the lock
         assert t.is_alive()

@@ -69,7 +69,8 @@ def test_papermill_refuses_unknown_parameter(tmp_path, nb, params, bad, hint):
 
 def test_kept_kernel_refuses_and_forgets(tiny_done, tmp_path):
     "In one kept kernel: two good train.ipynb runs, then a refused one (also a name the previous notebook defined)."
-    from hit_nb.notebooks import WarmKernels, execute_notebook
+    from hit_nb.kernels import WarmKernels
+    from hit_nb.notebooks import execute_notebook
     done = tmp_path/'run'; shutil.copytree(tiny_done[0], done)                 # finished: train.ipynb only reports it
     good = dict(TINY, out_dir=str(done))
     pool = WarmKernels()

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest, torch
 from hit_nb.core import ConfigError
 from hit_nb.train import train
-from conftest import TINY, ROOT, BIN, run
+from conftest import TINY, ROOT, BIN, run, crash_after
 
 TARGETS = dict(target_rate_z2=3., target_rate_z1=10.)
 
@@ -13,9 +13,7 @@ def load_ck(d): return torch.load(Path(d)/'checkpoint.pt', weights_only=True)
 def test_resume_with_controller_is_bit_identical(tmp_path):
     ref, out = tmp_path/'ref', tmp_path/'run'
     train(progress=False, out_dir=ref, **TINY, **TARGETS)
-    def crash(epoch, rec):
-        if epoch == 0: raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt): train(progress=False, out_dir=out, on_epoch_end=crash, **TINY, **TARGETS)
+    with pytest.raises(KeyboardInterrupt): train(progress=False, out_dir=out, callbacks=[crash_after(1)], **TINY, **TARGETS)
     train(progress=False, out_dir=out, **TINY, **TARGETS)
     a, b = load_ck(ref), load_ck(out)
     for k in a['model']: assert torch.equal(a['model'][k], b['model'][k]), k

@@ -4,9 +4,12 @@ from pathlib import Path
 import nbformat, pandas as pd, psutil, pytest, torch
 from hit_nb.sweep import run_sweep
 from hit_nb.grids import grid_points
-from hit_nb.results import results_table, run_status
+from hit_nb.results import results_table
+from hit_nb.run_dir import RunDir
 from hit_nb.classifiers import train_classifier
 from conftest import BIN, ROOT, run
+
+def run_status(d): return RunDir(d).status()
 
 TINY = dict(epochs=2, batch_size=500)          # 8 steps per epoch on mnist5k
 EVAL = dict(n_samples=500)

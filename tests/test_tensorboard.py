@@ -6,7 +6,7 @@ import pytest
 from hit_nb.train import train
 from hit_nb.ensemble import train_ensemble
 from hit_nb.tensorboard import TB_DIR, read_hparams, read_scalars
-from conftest import TINY, BIN, run, killed_hit_train
+from conftest import TINY, BIN, run, killed_hit_train, AfterEpoch, crash_after
 from test_train import assert_same_run
 
 EPOCH_TAGS = ('train/loss', 'train/distortion', 'train/rate_z2', 'train/rate_z1', 'train/rate', 'train/kl_weight')
@@ -65,15 +65,13 @@ def test_sigkill_and_resume_log_each_epoch_once(tiny_done, tmp_path):
 def test_rolled_back_or_lost_log_is_repaired(tiny_done, tmp_path):
     "A log ahead of its checkpoint (epochs logged, checkpoint rolled back) or behind it (log deleted) ends each epoch once."
     out, saved = tmp_path/'run', tmp_path/'ck1.pt'
-    def crash(epoch, rec):
-        if epoch == 0: shutil.copy(out/'checkpoint.pt', saved)
-        if epoch == 1: raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt): train(progress=False, out_dir=out, on_epoch_end=crash, **TINY)
+    def crash(t):
+        if t.epoch == 0: shutil.copy(out/'checkpoint.pt', saved)
+        if t.epoch == 1: raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt): train(progress=False, out_dir=out, callbacks=[AfterEpoch(crash)], **TINY)
     assert [s for s, _ in read_scalars(out/TB_DIR)['train/loss']] == [1, 2]
     shutil.copy(saved, out/'checkpoint.pt')                                # back to epoch 1: epoch 2 is logged again
-    def crash_again(epoch, rec):
-        if epoch == 1: raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt): train(progress=False, out_dir=out, on_epoch_end=crash_again, **TINY)
+    with pytest.raises(KeyboardInterrupt): train(progress=False, out_dir=out, callbacks=[crash_after(2)], **TINY)
     shutil.rmtree(out/TB_DIR)                                              # the log lost: epochs 1, 2 from the history
     train(progress=False, out_dir=out, **TINY)
     sc = read_scalars(out/TB_DIR)
@@ -107,9 +105,7 @@ def test_ensemble_members_log_like_single_runs(tmp_path):
     "Each member of a killed and resumed ensemble logs its own run once per epoch, as the single run of its betas."
     betas = [[0.5, 1.], [2., 0.5]]
     pts = [dict(TINY, beta2=b2, beta1=b1, out_dir=str(tmp_path/f'm{i}')) for i, (b2, b1) in enumerate(betas)]
-    def crash(epoch, recs, ens):
-        if epoch == 1: raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt): train_ensemble(pts, progress=False, on_epoch_end=crash)
+    with pytest.raises(KeyboardInterrupt): train_ensemble(pts, progress=False, callbacks=[crash_after(2)])
     train_ensemble(pts, progress=False)
     solo = tmp_path/'solo'
     train(progress=False, **dict(pts[1], out_dir=solo))

@@ -2,11 +2,11 @@
 import json, math, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
-import hit_nb.train as T
+import hit_nb.trainer as T
 from hit_nb.core import ConfigError, EXIT_BAD_INPUT
 from hit_nb.config import make_config, TRAIN_PARAMS
 from hit_nb.train import train, RunDiverged, EXIT_DIVERGED
-from conftest import TINY, ROOT, BIN, run, killed_hit_train
+from conftest import TINY, ROOT, BIN, run, killed_hit_train, crash_after
 
 def load_ck(d): return torch.load(Path(d)/'checkpoint.pt', weights_only=True)
 
@@ -42,9 +42,7 @@ def test_done_run_is_not_retrained(tiny_done):
 def test_resume_after_interrupt_is_bit_identical(tiny_done, tmp_path):
     "A crash right after epoch 1's checkpoint, then a rerun, ends exactly where an uninterrupted run ends."
     out = tmp_path / 'run'
-    def crash(epoch, rec):
-        if epoch == 0: raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt): train(progress=False, out_dir=out, on_epoch_end=crash, **TINY)
+    with pytest.raises(KeyboardInterrupt): train(progress=False, out_dir=out, callbacks=[crash_after(1)], **TINY)
     assert load_ck(out)['epoch'] == 1 and not (out/'DONE').exists()
     assert json.loads((out/'metrics.json').read_text())['status'] == 'running'
     train(progress=False, out_dir=out, **TINY)
@@ -81,11 +79,11 @@ def test_divergence_is_recorded_and_keeps_last_finite_checkpoint(tmp_path, monke
     assert not (out/'DONE').exists()
 
 def test_cli_exit_codes(tmp_path):
-    code = ("import sys, hit_nb.train as T; real = T.model_loss; n = [0]\n"
+    code = ("import sys, hit_nb.trainer as T, hit_nb.train as H; real = T.model_loss; n = [0]\n"
             "def f(*a, **k):\n n[0] += 1; ls = real(*a, **k)\n"
             " if n[0] > 3: ls['loss'] = ls['loss'] * float('nan')\n return ls\n"
             f"T.model_loss = f\n"
-            f"T.hit_train(out_dir={str(tmp_path/'div')!r}, epochs=2, batch_size=500, threads=1, quiet=True)")
+            f"H.hit_train(out_dir={str(tmp_path/'div')!r}, epochs=2, batch_size=500, threads=1, quiet=True)")
     r = run([sys.executable, '-c', code])
     assert r.returncode == EXIT_DIVERGED == 3, r.stderr
     assert 'diverged in epoch 1' in r.stderr
