@@ -157,7 +157,7 @@ def start(self:RunDir, cfg:dict):
     for tmp in self.path.glob('.*.tmp'): tmp.unlink()
     write_json(self/CONFIG, cfg)
 
-# %% ../nbs/07a_run_dir.ipynb #139ccb51
+# %% ../nbs/07a_run_dir.ipynb #576cb728
 def commit_checkpoints(runs:list,        # the RunDirs of one run, or of an ensemble's members
                        checkpoints:list, # their checkpoints (09_trainer.checkpoint_state), in order
                       ):
@@ -184,26 +184,28 @@ def recover_staged(runs:list): # the run directories (RunDir) that commit togeth
         else: (r/STAGED).unlink()
 
 @patch
+def _write_metrics(self:RunDir, metrics:dict, status:str, transition:str):
+    "Write metrics.json for `transition`, which writes its own state only: `status`."
+    if metrics.get('status') != status:
+        raise ValueError(f"{transition}: metrics need status {status!r}")
+    write_json(self/METRICS, metrics)
+
+@patch
 def save_epoch(self:RunDir, metrics:dict):
     """After an epoch's checkpoint is committed: metrics.json
     with status 'running' and the history so far."""
-    if metrics.get('status') != 'running':
-        raise ValueError("save_epoch: metrics need status 'running'")
-    write_json(self/METRICS, metrics)
+    self._write_metrics(metrics, 'running', 'save_epoch')
 
-# %% ../nbs/07a_run_dir.ipynb #a0bb1a01
+# %% ../nbs/07a_run_dir.ipynb #75c58e73
 @patch
 def mark_diverged(self:RunDir, metrics:dict):
     "Training diverged: metrics.json with status 'diverged', the epoch and the reason."
-    if metrics.get('status') != 'diverged':
-        raise ValueError("mark_diverged: metrics need status 'diverged'")
-    write_json(self/METRICS, metrics)
+    self._write_metrics(metrics, 'diverged', 'mark_diverged')
 
 @patch
 def finish(self:RunDir, metrics:dict):
     "Training finished: the final metrics.json (status 'done'), then DONE."
-    if metrics.get('status') != 'done': raise ValueError("finish: metrics need status 'done'")
-    write_json(self/METRICS, metrics)
+    self._write_metrics(metrics, 'done', 'finish')
     atomic_write(self/DONE, '')
 
 @patch
