@@ -1,5 +1,7 @@
 from configparser import ConfigParser
-import setuptools, shlex
+import setuptools, shlex, shutil
+from pathlib import Path
+from setuptools.command.build_py import build_py
 
 # nbdev 2 layout: every setting lives in settings.ini
 config = ConfigParser(delimiters=['='])
@@ -26,7 +28,26 @@ lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 min_python = cfg['min_python']
 lic_classifier = [] if lic[1] is None else ['License :: ' + lic[1]]
 
+# The notebooks that papermill runs (training, evaluation, the IS classifier, ensembles) and the figure notebooks ship
+# inside the package as hit_nb/nbs/, so that a pip-installed hit_nb sweeps and draws figures from any folder. A clone
+# (or an editable install) keeps using its own nbs/ (hit_nb.notebooks.notebook_folder).
+SHIPPED_NOTEBOOKS = ['train.ipynb', 'evaluate.ipynb', 'train_ensemble.ipynb', 'train_classifier.ipynb', 'figures/*.ipynb']
+
+class BuildWithNotebooks(build_py):
+    "build_py that also copies the papermill and figure notebooks into the built package (not for editable installs)."
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False): return
+        src, dst = Path('nbs'), Path(self.build_lib) / cfg['lib_path'] / 'nbs'
+        for pattern in SHIPPED_NOTEBOOKS:
+            found = sorted(src.glob(pattern))
+            assert found, f"no notebook {src / pattern} to ship"
+            for nb in found:
+                (dst / nb.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(nb, dst / nb.relative_to(src))
+
 setuptools.setup(
+    cmdclass = {'build_py': BuildWithNotebooks},
     name = cfg['lib_name'],
     license = lic[0],
     classifiers = [

@@ -10,6 +10,7 @@ import numpy as np, torch
 from tqdm import tqdm
 from .core import ConfigError, resolve_device
 from .data import load_dataset
+from .config import run_data
 from .losses import rate_names
 from .atlas import conditioned
 from .metrics import rd_metrics
@@ -127,7 +128,7 @@ def evaluate_atlas(run_dir,                 # a DONE atlas run directory (09b_tr
                                                             standardize, classifier)
     dev = resolve_device(device)
     atlas = load_run(run, dev)[0]
-    data = load_dataset(cfg['dataset'], root=root if root is not None else cfg.get('root'))
+    data = run_data(cfg, root)
     same = (lambda m: m.get('evaluated')
             and all(m.get(k) == v for k, v in settings.items() if k != 'classifier'))
     bar = tqdm(pts, desc='atlas points', unit='point', disable=not progress)

@@ -10,13 +10,14 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from tqdm import tqdm
-from .data import load_dataset, default_root, torchvision_compat, DATASETS
-from .core import save_torch, resolve_device, ConfigError
+import hashlib
+from .data import load_dataset, default_root, torchvision_compat, dataset_kind, dataset_spec, DATASETS
+from .core import save_torch, resolve_device, ConfigError, dataset_label
 
 # %% auto #0
-__all__ = ['CLASSIFIER_ARCHS', 'CLASSIFIERS', 'PAPER_ACCURACY', 'MnistCNN', 'mnist_cnn', 'LogSoftmax', 'svhn_resnet18',
-           'cifar_densenet121', 'crop_flip', 'random_crop_flip', 'confusion_matrix', 'accuracy', 'classifier_path',
-           'train_classifier', 'load_classifier']
+__all__ = ['CLASSIFIER_ARCHS', 'CLASSIFIERS', 'OWN_CLASSIFIER', 'PAPER_ACCURACY', 'MnistCNN', 'mnist_cnn', 'LogSoftmax',
+           'svhn_resnet18', 'cifar_densenet121', 'SmallCNN', 'small_cnn', 'crop_flip', 'random_crop_flip',
+           'confusion_matrix', 'accuracy', 'classifier_path', 'train_classifier', 'load_classifier']
 
 # %% ../nbs/10_classifiers.ipynb #eff8e3a5
 class MnistCNN(nn.Module):
@@ -73,9 +74,27 @@ def cifar_densenet121() -> nn.Module:
     for k in ('norm0', 'relu0', 'pool0'): setattr(net.features, k, nn.Identity())
     return LogSoftmax(net)
 
+# %% ../nbs/10_classifiers.ipynb #b49c10c4
+class SmallCNN(nn.Module):
+    "The IS classifier of a dataset of your own: MNIST's CNN for any image size and channels; log-probabilities."
+    def __init__(self, shape=(1, 28, 28), n_classes:int=10):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(shape[0], 32, 3, 1, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 1, 1),
+                                      nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25), nn.AdaptiveAvgPool2d(4),
+                                      nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(64 * 16, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, n_classes))
+
+    def forward(self, x): return F.log_softmax(self.head(self.features(x)), dim=-1)
+
+def small_cnn(shape=(1, 28, 28), # image shape (C, H, W)
+              n_classes:int=10,  # number of classes
+             ) -> nn.Module:
+    "The IS classifier of a labelled dataset of your own."
+    return SmallCNN(tuple(shape), n_classes)
+
 # %% ../nbs/10_classifiers.ipynb #f2e39545
 # name in a file -> maker
-CLASSIFIER_ARCHS = {f.__name__: f for f in (mnist_cnn, svhn_resnet18, cifar_densenet121)}
+CLASSIFIER_ARCHS = {f.__name__: f for f in (mnist_cnn, svhn_resnet18, cifar_densenet121, small_cnn)}
 
 # %% ../nbs/10_classifiers.ipynb #bad6e47b
 def _recipe(optimizer, lr, batch_size, epochs, momentum=0., weight_decay=0., schedule='constant',
@@ -96,6 +115,8 @@ CLASSIFIERS = {
                 _recipe('sgd', 1e-2, batch_size=256, epochs=14, **_SGD, schedule='cosine',
                                            augment=True)),
 }
+# a labelled dataset of your own: small_cnn with the mnist5k recipe, run longer (such sets are often small)
+OWN_CLASSIFIER = (small_cnn, _recipe('adadelta', 1.0, batch_size=32, epochs=10, schedule='step', gamma=0.8))
 
 # %% ../nbs/10_classifiers.ipynb #35a79270
 # test accuracies the paper reports for its classifiers
@@ -157,14 +178,15 @@ def accuracy(cm:torch.Tensor) -> float:
     return cm.trace().item() / cm.sum().item()
 
 # %% ../nbs/10_classifiers.ipynb #15636418
-def classifier_path(dataset:str,  # one of DATASETS
+def classifier_path(dataset:str,  # one of DATASETS, or a dataset of your own (01_data)
                     root=None,    # data folder; None = default_root()
                    ) -> Path:
-    "Default file of `dataset`'s classifier: <root or default_root()>/classifiers/<dataset>.pt."
-    if dataset not in CLASSIFIERS:
-        raise ConfigError(f"dataset={dataset!r} is unknown: use one of {tuple(CLASSIFIERS)}")
-    return Path(default_root() if root is None
-                else root).expanduser() / 'classifiers' / f'{dataset}.pt'
+    """Default file of `dataset`'s classifier: <root or default_root()>/classifiers/<dataset>.pt; for your own,
+    <dataset_label>-<a hash of its spec>.pt."""
+    folder = Path(default_root() if root is None else root).expanduser() / 'classifiers'
+    if dataset_kind(dataset) == 'builtin': return folder / f'{dataset}.pt'
+    spec = dataset_spec(dataset)
+    return folder / f"{dataset_label(spec)}-{hashlib.sha1(spec.encode()).hexdigest()[:10]}.pt"
 
 # %% ../nbs/10_classifiers.ipynb #307dd4ee
 def _optimizer(model, recipe, epochs):
@@ -207,9 +229,8 @@ def _train_epoch(model, data, opt, batch_size, order, aug, bar, epoch) -> list:
 # %% ../nbs/10_classifiers.ipynb #1f2529da
 def _train_target(dataset, root, out, epochs, seed) -> tuple:
     "The checked (constructor, recipe, epochs, output path) of a classifier to train."
-    if dataset not in CLASSIFIERS:
-        raise ConfigError(f"dataset={dataset!r} is unknown: use one of {tuple(CLASSIFIERS)}")
-    make, recipe = CLASSIFIERS[dataset]
+    dataset_kind(dataset)                 # an unknown dataset: ConfigError
+    make, recipe = CLASSIFIERS.get(dataset, OWN_CLASSIFIER)
     epochs = recipe['epochs'] if epochs is None else epochs
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"epochs={epochs!r}: use a positive integer, or None for the recipe's "
@@ -219,11 +240,11 @@ def _train_target(dataset, root, out, epochs, seed) -> tuple:
     path = Path(out).expanduser() if out is not None else classifier_path(dataset, root)
     if path.is_dir():
         raise ConfigError(f"out={str(path)!r} is a folder: give a file name, e.g. "
-                          f"{str(path / (dataset + '.pt'))!r}")
+                          f"{str(path / (dataset_label(dataset) + '.pt'))!r}")
     return make, recipe, epochs, path
 
 # %% ../nbs/10_classifiers.ipynb #4d8a60e6
-def train_classifier(dataset:str='mnist5k', # one of DATASETS
+def train_classifier(dataset:str='mnist5k', # one of DATASETS, or a labelled dataset of your own
                      root=None,             # data folder; None = default_root(). The file goes to <root>/classifiers/
                      out=None,              # file to write; None = classifier_path(dataset, root)
                      epochs:int|None=None,  # None = the recipe's
@@ -233,9 +254,14 @@ def train_classifier(dataset:str='mnist5k', # one of DATASETS
                     ) -> dict:
     """Train, test and save `dataset`'s IS classifier; returns
     the saved record without the weights, plus `path`."""
+    dataset = dataset_spec(dataset)       # a folder or file: its absolute path, as runs record it
     make, recipe, epochs, path = _train_target(dataset, root, out, epochs, seed)
     # missing files: FileNotFoundError before anything is written
     data = load_dataset(dataset, root=root)
+    if not data.labelled:
+        raise ConfigError(f"dataset {str(dataset)!r} has no labels: an IS classifier learns the classes; give the "
+                          "images labels (class sub-folders, y_train/y_test), or evaluate without the IS")
+    kwargs = {} if dataset in CLASSIFIERS else dict(shape=list(data.shape), n_classes=data.n_classes)
     try:
         # an unwritable place fails now, not after training
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -245,13 +271,13 @@ def train_classifier(dataset:str='mnist5k', # one of DATASETS
     dev = resolve_device(device)
     torch.manual_seed(seed)
     if dev.type == 'cuda': torch.cuda.manual_seed(seed)
-    model = make().to(dev)
+    model = make(**kwargs).to(dev)
     opt, sched = _optimizer(model, recipe, epochs)
     order = torch.Generator().manual_seed(seed)                                       # data order
     aug = torch.Generator(device=dev).manual_seed(seed) if recipe['augment'] else None
     history, t0, steps = [], time.perf_counter(), data.n_batches('train', recipe['batch_size'])
     with tqdm(total=epochs * steps, disable=not progress, mininterval=1., dynamic_ncols=True,
-              desc=f'{dataset} {make.__name__}') as bar:
+              desc=f'{dataset_label(dataset)} {make.__name__}') as bar:
         for epoch in range(epochs):
             s = _train_epoch(model, data, opt, recipe['batch_size'], order, aug, bar, epoch)
             history.append(dict(epoch=epoch + 1, loss=s[0], train_accuracy=s[1],
@@ -262,6 +288,7 @@ def train_classifier(dataset:str='mnist5k', # one of DATASETS
     cm = confusion_matrix(model, data, 'test', device=dev)
     record = dict(arch=make.__name__, dataset=dataset, test_accuracy=accuracy(cm), confusion=cm,
                   epochs=epochs, seed=seed, n_train=len(data.train_y), n_test=len(data.test_y),
+                  **({'arch_kwargs': kwargs} if kwargs else {}),
                   recipe=dict(recipe, epochs=epochs), history=history, train_seconds=seconds)
     save_torch(path,
                dict(record,
@@ -319,7 +346,7 @@ def load_classifier(path_or_dataset,  # a classifier file, or a dataset name for
     want = path_or_dataset if by_name else None
     if not path.is_file(): raise FileNotFoundError(f"no classifier file {path}: {_how(want)}")
     ck = _checked_record(path, want)
-    model = CLASSIFIER_ARCHS[ck['arch']]()
+    model = CLASSIFIER_ARCHS[ck['arch']](**ck.get('arch_kwargs', {}))
     try: model.load_state_dict(ck['state_dict'])
     except (RuntimeError, TypeError, AttributeError) as e:
         raise ValueError(f"{path}: its weights do not fit arch={ck['arch']!r} ({type(e).__name__}: "

@@ -6,14 +6,15 @@
 from __future__ import annotations
 import inspect, json, math
 from pathlib import Path
-from .core import ADDED_KEYS, ConfigError, resolve_device
-from .data import DATASETS
-from .models import MODELS
+from .core import ADDED_KEYS, ConfigError, dataset_label, resolve_device
+from .data import DATASETS, dataset_kind, dataset_spec, load_dataset
+from .models import ARCHS, MODELS, check_image_shape, model_factory
 from .atlas import ATLAS_HIDDEN, check_beta_box
 
 # %% auto #0
-__all__ = ['PRESETS', 'BETA_RANGE', 'LR_RANGE', 'SIGMA_X_RANGE', 'MAX_TARGET_RATE', 'SEED_RANGE', 'MAX_THREADS', 'TRAIN_PARAMS',
-           'IDENTITY', 'run_name', 'check_integer', 'make_config', 'setting', 'identity', 'differences']
+__all__ = ['PRESETS', 'OWN_PRESET', 'BETA_RANGE', 'LR_RANGE', 'SIGMA_X_RANGE', 'MAX_TARGET_RATE', 'SEED_RANGE', 'MAX_THREADS',
+           'TRAIN_PARAMS', 'IDENTITY', 'run_name', 'check_integer', 'dataset_facts', 'make_config', 'setting',
+           'identity', 'differences', 'run_data']
 
 # %% ../nbs/07_config.ipynb #b84893d1
 PRESETS = {
@@ -22,6 +23,8 @@ PRESETS = {
     'mnist':   dict(epochs=500, batch_size=256, lr=3e-4, sigma_x=None),
     'mnist5k': dict(epochs=30,  batch_size=128, lr=1e-3, sigma_x=None),
 }
+# a dataset of your own: the small-data preset of mnist5k, and the paper's sigma_x for Gaussian images
+OWN_PRESET = dict(epochs=30, batch_size=128, lr=1e-3, sigma_x=0.71)
 
 # %% ../nbs/07_config.ipynb #7c2c1c70
 def run_name(cfg:dict) -> str:
@@ -30,11 +33,12 @@ def run_name(cfg:dict) -> str:
     L = len(cfg['betas'])
     if cfg.get('atlas'):
         box = '-'.join(f"b{L - i}_{lo:.6g}-{hi:.6g}" for i, (lo, hi) in enumerate(cfg['beta_box']))
-        return f"{cfg['dataset']}-{cfg['model']}-atlas-{box}-e{cfg['epochs']}-s{cfg['seed']}"
+        what = f"{dataset_label(cfg['dataset'])}-{dataset_label(cfg['model'])}"
+        return f"{what}-atlas-{box}-e{cfg['epochs']}-s{cfg['seed']}"
     ts = cfg.get('targets') or [None] * L
     bs = '-'.join(f"b{L - i}_{b:.6g}" if t is None else f"r{L - i}_{t:.6g}"
                   for i, (b, t) in enumerate(zip(cfg['betas'], ts)))
-    return f"{cfg['dataset']}-{cfg['model']}-{bs}-e{cfg['epochs']}-s{cfg['seed']}"
+    return f"{dataset_label(cfg['dataset'])}-{dataset_label(cfg['model'])}-{bs}-e{cfg['epochs']}-s{cfg['seed']}"
 
 # %% ../nbs/07_config.ipynb #d4054997
 BETA_RANGE = (1e-6, 1e6)     # a beta outside drowns one term of Eq. 8 in float32 rounding
@@ -157,15 +161,15 @@ def _check_atlas(atlas, beta_box, betas, targets) -> tuple:
     return [list(b) for b in box], [math.sqrt(lo * hi) for lo, hi in box]
 
 # %% ../nbs/07_config.ipynb #cda5fb77
-def _preset(dataset, **given) -> dict:
-    """epochs, batch_size, lr, sigma_x: the dataset's preset,
-    overridden by the `given` ones that are not None, checked."""
-    p = {**PRESETS[dataset], **{k: v for k, v in given.items() if v is not None}}
+def _preset(dataset, likelihood='gaussian', **given) -> dict:
+    """epochs, batch_size, lr, sigma_x: the dataset's preset (OWN_PRESET for your own),
+    overridden by the `given` ones that are not None, checked; no sigma_x for a Bernoulli likelihood."""
+    p = {**PRESETS.get(dataset, OWN_PRESET), **{k: v for k, v in given.items() if v is not None}}
     for k in ('epochs', 'batch_size'): check_integer(k, p[k], 1)
     p['lr'] = _number('lr', p['lr'], *LR_RANGE, lo_open=False, what='a number (the paper: 3e-4)')
-    if dataset not in ('svhn', 'cifar10'): return dict(p, sigma_x=None)
-    return dict(p, sigma_x=_number('sigma_x', p['sigma_x'], *SIGMA_X_RANGE, lo_open=False,
-                                   what='a number (the paper: 0.71)'))
+    if likelihood == 'bernoulli': return dict(p, sigma_x=None)
+    return dict(p, sigma_x=_number('sigma_x', 0.71 if p['sigma_x'] is None else p['sigma_x'], *SIGMA_X_RANGE,
+                                   lo_open=False, what='a number (the paper: 0.71)'))
 
 # %% ../nbs/07_config.ipynb #46ec7139
 def _check_device(device):
@@ -173,9 +177,23 @@ def _check_device(device):
     here (core.resolve_device); ConfigError otherwise."""
     resolve_device(device)
 
+# %% ../nbs/07_config.ipynb #fd6c5a53
+def dataset_facts(dataset, root=None, likelihood=None) -> dict:
+    "shape, likelihood and whether the images are labelled, of `dataset` as a run reads it; ConfigError if bad."
+    if dataset_kind(dataset) == 'builtin':
+        a = ARCHS[dataset]
+        if likelihood not in (None, 'bernoulli', 'gaussian'):
+            raise ConfigError(f"likelihood={likelihood!r}: use 'bernoulli' (binary images), 'gaussian' or None (the "
+                              "dataset's own)")
+        return dict(shape=a['shape'], likelihood=likelihood or a['likelihood'], labelled=True)
+    data = load_dataset(dataset, root=root, likelihood=likelihood)
+    try: shape = check_image_shape(data.shape)
+    except ConfigError as e: raise ConfigError(f"dataset {str(dataset)!r}: {e}") from None
+    return dict(shape=shape, likelihood=data.likelihood, labelled=data.labelled)
+
 # %% ../nbs/07_config.ipynb #e9472cb3
-def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, svhn or cifar10
-                model:str='ghvae',        # ghvae (the paper's Fig. 2c) or lvae (Fig. 2b)
+def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, svhn, cifar10, or your own (01_data)
+                model:str='ghvae',        # ghvae (the paper's Fig. 2c), lvae (Fig. 2b), or your own (02_models)
                 beta2:float=1.,           # weight of R(z2), the top layer's rate (Eq. 8)
                 beta1:float=1.,           # weight of R(z1|z2), the bottom layer's rate
                 betas:str|list=None,      # L > 2 layers: one beta per layer, top first, e.g. "[0.5, 1.0, 2.0]"
@@ -183,6 +201,7 @@ def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, s
                 batch_size:int=None,      # batch size (None: preset, 256; 128 for mnist5k)
                 lr:float=None,            # Adam learning rate (None: preset, 3e-4; 1e-3 for mnist5k)
                 sigma_x:float=None,       # std of the Gaussian likelihood (None: preset, 0.71; unused for binary data)
+                likelihood:str=None,      # 'bernoulli' or 'gaussian' (None: the data's own; binary images: Bernoulli)
                 seed:int=2,               # seeds the weights, the noise and the data order (the reference code uses 2)
                 warmup_epochs:int=None,   # KL warm-up epochs (None: 20% of the epochs for the LVAE, 0 for the GHVAE)
                 device:str='auto',        # auto (CUDA when present), cpu, cuda, cuda:1, ...
@@ -203,18 +222,20 @@ def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, s
                ) -> dict:
     """Validate the parameters of a run and fill in the dataset's
     presets; raises ConfigError naming the bad parameter."""
-    if dataset not in DATASETS:
-        raise ConfigError(f"dataset={dataset!r} is unknown: use one of {', '.join(DATASETS)}")
-    if model not in MODELS:
-        raise ConfigError(f"model={model!r} is unknown: use one of {', '.join(sorted(MODELS))}")
+    dataset = dataset_spec(dataset)
+    model_factory(model)
     betas = _betas(beta2, beta1, betas)
     targets = _check_targets(target_rate_z2, target_rate_z1, target_rates, betas)
     if targets is not None: _check_control(rate_lr, beta_min, beta_max)
     box, betas = _check_atlas(atlas, beta_box, betas, targets)
+    if atlas and model not in MODELS:
+        raise ConfigError(f"atlas=True with model={model!r}: the atlas conditions the paper's models (ghvae, lvae) "
+                          "on the betas; train a model of your own at fixed betas or targets")
     if model == 'lvae' and len(betas) != 2:
         raise ConfigError(f"betas={betas}: the LVAE has 2 latent layers; use model='ghvae' for L > "
                           "2")
-    p = _preset(dataset, epochs=epochs, batch_size=batch_size, lr=lr, sigma_x=sigma_x)
+    facts = dataset_facts(dataset, root, likelihood)
+    p = _preset(dataset, facts['likelihood'], epochs=epochs, batch_size=batch_size, lr=lr, sigma_x=sigma_x)
     if warmup_epochs is None: warmup_epochs = p['epochs'] // 5 if model == 'lvae' else 0
     check_integer('warmup_epochs', warmup_epochs, 0)
     check_integer('seed', seed, *SEED_RANGE)
@@ -228,7 +249,7 @@ def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, s
     ctl = targets is not None
     cfg = dict(dataset=dataset, model=model, n_layers=len(betas), betas=betas, beta2=betas[-2],
                beta1=betas[-1], epochs=p['epochs'], batch_size=p['batch_size'], lr=float(p['lr']),
-               sigma_x=p['sigma_x'], seed=seed, warmup_epochs=warmup_epochs, device=device,
+               sigma_x=p['sigma_x'], likelihood=likelihood, seed=seed, warmup_epochs=warmup_epochs, device=device,
                root=None if root is None else str(root), threads=threads, targets=targets,
                rate_lr=float(rate_lr) if ctl else None, beta_min=float(beta_min) if ctl else None,
                beta_max=float(beta_max) if ctl else None, fast_kernels=fast_kernels, atlas=atlas,
@@ -263,3 +284,11 @@ def differences(a:dict, b:dict) -> str:
     "How the run of configuration `a` ('there') differs from that of `b` ('here'); '' for the same run."
     return ', '.join(f"{k}: {setting(a, k)!r} there vs {setting(b, k)!r} here" for k in IDENTITY
                      if setting(a, k) != setting(b, k))
+
+# %% ../nbs/07_config.ipynb #3e469452
+def run_data(cfg:dict,  # a run's configuration
+             root=None, # another data folder (None: the run's own)
+            ):
+    "The dataset of the run of `cfg`, as it trains on it."
+    return load_dataset(cfg['dataset'], root=root if root is not None else setting(cfg, 'root'),
+                        likelihood=setting(cfg, 'likelihood'))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['EXIT_BAD_INPUT', 'ADDED_KEYS', 'ConfigError', 'DiskFull', 'atomic_write', 'write_json', 'read_json', 'save_torch',
-           'load_torch', 'file_lock', 'is_locked', 'resolve_device']
+           'load_torch', 'file_lock', 'is_locked', 'dataset_label', 'resolve_device']
 
 # %% ../nbs/00_core.ipynb #7b526db2
 class ConfigError(ValueError):
@@ -133,7 +133,18 @@ def is_locked(path) -> bool: # a lock file
 
 # %% ../nbs/00_core.ipynb #57f5086c
 # key -> the value runs written before the key existed had
-ADDED_KEYS = {'fast_kernels': False, 'atlas': False}
+ADDED_KEYS = {'fast_kernels': False, 'atlas': False, 'likelihood': None}
+
+# %% ../nbs/00_core.ipynb #132e62e4
+def dataset_label(dataset) -> str:
+    "A short, file-safe name of `dataset`: its name, its folder's or file's name, or its loader's name."
+    import re
+    s = str(dataset)
+    if '/' in s or os.sep in s:
+        p = Path(s)
+        s = p.stem if p.suffix.lower() == '.npz' else p.name
+    elif ':' in s: s = s.rpartition(':')[2]
+    return re.sub(r'[^A-Za-z0-9._-]+', '_', s) or 'data'
 
 # %% ../nbs/00_core.ipynb #426d900b
 def resolve_device(device='auto'): # 'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ... (or a torch.device)

@@ -12,7 +12,7 @@ from torch.func import stack_module_state, functional_call, vmap
 from .core import ConfigError
 from .data import load_dataset
 from .losses import hit_loss
-from .config import IDENTITY, make_config
+from .config import IDENTITY, make_config, run_data
 from .rate_control import RateController
 from .run_dir import CHECKPOINT, RunDir, check_writable, recover_staged
 from .trainer import CHECKPOINT_KEYS, RunState, Trainer, start_run, tune_malloc
@@ -203,7 +203,7 @@ def train_ensemble(points:list,        # the members: train's parameters, differ
     if todo:
         for c, r in todo:
             r.read_checkpoint(c, CHECKPOINT_KEYS)             # refuse a foreign one now
-        data = load_dataset(cfgs[0]['dataset'], root=cfgs[0]['root'])
+        data = run_data(cfgs[0])
         check_batch_size(cfgs[0], data)
         with ExitStack() as locks:
             for _, r in sorted(todo, key=lambda t: str(t[1].path)): locks.enter_context(r.lock())
@@ -254,7 +254,7 @@ def ensemble_memory(point:dict,    # a sweep point (train's parameters): its mod
     if dev.type != 'cuda':
         raise ConfigError(f"device={device!r}: an ensemble's memory is measured on a CUDA device")
     cfg = make_config(**dict(point, device=str(dev)))
-    data = data if data is not None else load_dataset(cfg['dataset'], root=cfg['root'])
+    data = data if data is not None else run_data(cfg)
     torch.cuda.empty_cache()
     start, peaks = torch.cuda.memory_allocated(dev), []
     with tempfile.TemporaryDirectory() as tmp:

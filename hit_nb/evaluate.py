@@ -8,20 +8,20 @@ from pathlib import Path
 import numpy as np, torch
 from tqdm import tqdm
 from .core import ConfigError, resolve_device
-from .config import SEED_RANGE, check_integer
+from .config import SEED_RANGE, check_integer, run_data
 from .data import load_dataset
 from .metrics import rd_metrics
 from .bounds import meyen_f_inv, label_entropy
 from .run_dir import RunDir
 from .runs import load_run
 from .tensorboard import write_summary
-from .classifiers import load_classifier, classifier_path
+from .classifiers import load_classifier, classifier_path, train_classifier
 from .mi import mi_q, mi_q_z1
 from .inception import inception_score, classify_samples
 from .probes import probe_metrics, PROBES
 
 # %% auto #0
-__all__ = ['STAGES', 'EVAL_KEYS', 'posterior_table', 'bound_metrics', 'eval_settings', 'evaluate_run']
+__all__ = ['STAGES', 'NEEDS_LABELS', 'EVAL_KEYS', 'posterior_table', 'bound_metrics', 'eval_settings', 'evaluate_run']
 
 # %% ../nbs/15_evaluate.ipynb #b792eca5
 @torch.no_grad()
@@ -59,28 +59,37 @@ def bound_metrics(mi_top:float,    # I_q(y; z_L) of the top layer (z2 for L = 2)
             'label_entropy': float(label_entropy(h))}
 
 # %% ../nbs/15_evaluate.ipynb #e772ff8c
-def _classifier(classifier, dataset:str, root, dev):
-    """The IS classifier of `dataset` from file `classifier`
-    (None: its default file under `root`), checked."""
+def _classifier(classifier, dataset:str, root, dev, progress:bool=False):
+    """The IS classifier of `dataset` from file `classifier`, checked; None: its default file
+    under `root`, trained there first if it is missing."""
     path = Path(classifier) if classifier is not None else classifier_path(dataset, root)
+    if classifier is None and not path.is_file():
+        print(f"hit_nb: no IS classifier for {dataset} at {path}: training the default one there (once; later "
+              "evaluations use it)", flush=True)
+        train_classifier(dataset, root=root, out=path, device=dev, progress=progress)
     clf = load_classifier(path, device=dev)
     if clf.dataset != dataset:
         raise ConfigError(f"classifier {path} was trained on {clf.dataset!r} but the run is on "
-                          f"{dataset!r}: train one with papermill nbs/train_classifier.ipynb "
-                          f"out.ipynb -p dataset {dataset}")
+                          f"{dataset!r}: train one with hit_nb.classifiers.train_classifier({dataset!r}, out=...), "
+                          "or leave classifier out to use (and train once) the default one")
     return clf
 
 # %% ../nbs/15_evaluate.ipynb #98a9476b
 STAGES = ('rates, distortion, PSNR', 'posteriors', 'I_q(y; z)', 'probes', 'Inception Score')
+# what an evaluation of unlabelled images leaves out, as metrics.json says it
+NEEDS_LABELS = "probes, I_q(y; z), Meyen's bound, Inception Score: the dataset has no labels"
 
 def _stages(model, data, clf, n_samples, n_splits, seed, probes, standardize, progress) -> dict:
-    "Every metric of the paper for `model` on the test set of `data`, stage by stage."
-    bar = tqdm(total=len(STAGES), disable=not progress, desc='evaluate')
+    "Every metric of the paper for `model` on the test set of `data`, stage by stage (those without labels only)."
+    bar = tqdm(total=len(STAGES) if data.labelled else 1, disable=not progress, desc='evaluate')
     def stage(i): bar.set_postfix_str(STAGES[i], refresh=True)
     res = {}
     stage(0)
     res.update(rd_metrics(model, data, 'test', seed=seed))
     bar.update()
+    if not data.labelled:
+        bar.close()
+        return dict(res, skipped=NEEDS_LABELS)
     stage(1)
     post = posterior_table(model, data, 'test', seed=seed)
     bar.update()
@@ -133,7 +142,7 @@ def eval_settings(n_samples:int=10_000,   # samples for the IS
 
 # %% ../nbs/15_evaluate.ipynb #21adf308
 def evaluate_run(run_dir,                 # a DONE run directory (09b_train)
-                 classifier=None,         # domain classifier file for the IS (None: classifier_path(dataset, root))
+                 classifier=None,         # IS classifier file (None: the dataset's default, trained if missing)
                  n_samples:int=10_000,    # samples for the IS (the paper: 10,000 in 5 splits)
                  n_splits:int=5,          # IS splits
                  seed:int=0,              # seeds every random choice of the evaluation
@@ -158,14 +167,20 @@ def evaluate_run(run_dir,                 # a DONE run directory (09b_train)
         model, cfg = load_run(run, device=dev)
         metrics = run.done_metrics()
         root = root if root is not None else cfg.get('root')
-        path = Path(classifier) if classifier is not None else classifier_path(cfg['dataset'], root)
-        clf = _classifier(path, cfg['dataset'], root, dev)
-        data = load_dataset(cfg['dataset'], root=root)
+        data = run_data(cfg, root)
+        if data.labelled:
+            path = Path(classifier) if classifier is not None else classifier_path(cfg['dataset'], root)
+            clf = _classifier(classifier, cfg['dataset'], root, dev, progress)
+            acc, path = dict(classifier_accuracy=float(clf.test_accuracy)), str(path.expanduser().absolute())
+        else:
+            if classifier is not None:
+                raise ConfigError(f"classifier={str(classifier)!r}: dataset {cfg['dataset']!r} has no labels, so no "
+                                  "Inception Score is computed; leave classifier out")
+            print(f"hit_nb: skipped {NEEDS_LABELS}", flush=True)
+            clf, acc, path = None, {}, None
         metrics.update(_stages(model, data, clf, n_samples, n_splits, seed, probes, standardize,
                                progress),
-                       classifier_accuracy=float(clf.test_accuracy),
-                       **dict(settings, classifier=str(path.expanduser().absolute())),
-                       evaluated=True)
+                       **acc, **dict(settings, classifier=path), evaluated=True)
         if write:
             run.record_evaluation(metrics)
             if cfg.get('tensorboard', True):

@@ -4,18 +4,19 @@
 
 # %% ../nbs/21_figures.ipynb #9091771a
 from __future__ import annotations
-import io, time
+import io, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from fastcore.script import call_parse
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
-from .core import atomic_write
+from .core import EXIT_BAD_INPUT, ConfigError, atomic_write
 from .results import load_results
 from .plots import OPTIMA, optima
-from .notebooks import execute_notebook
+from .notebooks import execute_notebook, notebook_folder
 
 # %% auto #0
-__all__ = ['FIGURE_NOTEBOOKS', 'pick_runs', 'save_figure', 'render_all']
+__all__ = ['FIGURE_NOTEBOOKS', 'WITHOUT_LABELS', 'pick_runs', 'save_figure', 'render_all', 'hit_figures']
 
 # %% ../nbs/21_figures.ipynb #87f098a8
 def pick_runs(df:pd.DataFrame, # results table
@@ -69,6 +70,8 @@ def save_figure(fig,                # matplotlib figure
 # %% ../nbs/21_figures.ipynb #9c44f6a2
 FIGURE_NOTEBOOKS = ('fig1_landscape', 'fig3_rate_distortion', 'fig4_samples', 'fig5_generation',
                     'fig6_accuracy_vs_rate', 'fig7_information', 'table1')
+# what a table of unlabelled images can show: no IS, probe or I_q(y; z) column to draw (15_evaluate skipped them)
+WITHOUT_LABELS = ('fig3_rate_distortion', 'rate_targets')
 
 # %% ../nbs/21_figures.ipynb #a9154572
 def _figure_jobs(notebooks, results, outdir, prefix, dataset, model, targets, atlas=None) -> dict:
@@ -93,7 +96,7 @@ def render_all(results,              # path of the results table
                outdir='figures',     # where the figures and tables go
                prefix:str='',        # file name prefix, e.g. 'svhn_ghvae_'
                notebooks=FIGURE_NOTEBOOKS, # which figure notebooks (names without .ipynb)
-               nb_dir=None,          # folder of the figure notebooks (None: nbs/figures of the source checkout)
+               nb_dir=None,          # folder of the figure notebooks (None: a clone's, else the installed copy)
                dataset:str|None=None, model:str|None=None, # pick one setting of a table that holds several
                workers:int=1,        # notebooks executed at once
                timeout:float=1200,   # seconds each notebook may run in all, then it is stopped
@@ -101,16 +104,12 @@ def render_all(results,              # path of the results table
                atlas=None,           # results table of an atlas's points: also render atlas_vs_grid.ipynb
                fresh:bool=False,     # each notebook in a papermill process of its own (False: kept kernels)
               ) -> dict:
-    """Execute every figure notebook; {name: executed notebook};
+    """Execute every figure notebook (those that need labels only if the table has them); {name: executed notebook};
     raises, naming each failure, after trying all."""
-    nb_dir = (Path(nb_dir) if nb_dir is not None
-              else Path(__file__).resolve().parents[1] / 'nbs' / 'figures')
-    if not nb_dir.is_dir():
-        raise FileNotFoundError(f"no figure notebooks in {nb_dir}: pass nb_dir=<the repository's "
-                                "nbs/figures>")
+    nb_dir = notebook_folder(nb_dir, 'figures')
     results, outdir = Path(results).resolve(), Path(outdir).resolve()
     # fail now, clearly, not once per notebook
-    load_results(results, dataset=dataset, model=model)
+    df = load_results(results, dataset=dataset, model=model)
     if targets is not None and not Path(targets).is_file():
         raise FileNotFoundError(f"targets={str(targets)!r} not found: give the results.csv of a "
                                 "target sweep, or None")
@@ -120,6 +119,11 @@ def render_all(results,              # path of the results table
                                 "it), or None")
     targets, atlas = (None if t is None else Path(t).resolve() for t in (targets, atlas))
     jobs = _figure_jobs(notebooks, results, outdir, prefix, dataset, model, targets, atlas)
+    if 'skipped' in df and df['skipped'].notna().all():     # evaluated without labels
+        left = [n for n in jobs if n not in WITHOUT_LABELS]
+        if left: print(f"render_all: the runs' dataset has no labels, so {', '.join(left)} (which draw the IS, the "
+                       "probes or I_q(y; z)) are not drawn", flush=True)
+        jobs = {n: v for n, v in jobs.items() if n in WITHOUT_LABELS}
     missing = [n for n in jobs if not (nb_dir / f'{n}.ipynb').is_file()]
     if missing: raise FileNotFoundError(f"figure notebook(s) {', '.join(missing)} not in {nb_dir} "
                                         f"(known: {', '.join(FIGURE_NOTEBOOKS)})")
@@ -136,3 +140,29 @@ def render_all(results,              # path of the results table
                            f"{outdir/'notebooks'}): "
                            + '; '.join(f'{k}: {v}' for k, v in failed.items()))
     return {n: out for n, out, _ in done}
+
+# %% ../nbs/21_figures.ipynb #6aee5456
+@call_parse
+def hit_figures(results:str,          # results.csv of a beta-grid sweep (hit_sweep)
+                outdir:str='figures', # folder of the figures, tables and executed notebooks
+                prefix:str='',        # file name prefix, e.g. svhn_ghvae_
+                targets:str=None,     # results.csv of a target sweep: also the rate-targeting figures
+                atlas:str=None,       # <atlas run>/points/results.csv: also the atlas-against-grid figure
+                dataset:str=None,     # the dataset to draw, when the table holds several
+                model:str=None,       # the model to draw, when the table holds several
+                workers:int=2,        # figure notebooks executed at once
+                timeout:float=1200,   # seconds each notebook may run
+                nb_dir:str=None,      # folder of the figure notebooks (default: a clone's, else the installed copy)
+               ):
+    "Draw every figure of a sweep's results table into outdir; exit 0 done, 1 a figure failed, 2 bad input."
+    try:
+        done = render_all(results, outdir, prefix=prefix, nb_dir=nb_dir, dataset=dataset, model=model,
+                          workers=workers, timeout=timeout, targets=targets, atlas=atlas)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        print(f'hit_figures: error: {e}', file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    except RuntimeError as e:
+        print(f'hit_figures: error: {e}', file=sys.stderr)
+        sys.exit(1)
+    print(f"hit_figures: {len(done)} figure notebooks drawn into {Path(outdir).resolve()} (executed copies in "
+          f"{Path(outdir).resolve() / 'notebooks'})")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import inspect, itertools, re
 from pathlib import Path
 import numpy as np
-from .core import ConfigError
+from .core import ConfigError, dataset_label
 from .config import TRAIN_PARAMS, make_config, run_name
 
 # %% auto #0
@@ -149,7 +149,7 @@ def _points(runs,      # [(label, make_config arguments)], one per point
 def sweep_name(grid, dataset:str, model:str) -> str:
     "Default sweep folder name `<grid>-<dataset>-<model>`, made file-safe."
     g = grid if isinstance(grid, str) else 'custom'
-    return re.sub(r'[^A-Za-z0-9._-]+', '_', f'{g}-{dataset}-{model}')
+    return re.sub(r'[^A-Za-z0-9._-]+', '_', f'{g}-{dataset_label(dataset)}-{dataset_label(model)}')
 
 # %% ../nbs/16_grids.ipynb #8d4f6fbd
 def grid_points(grid,                 # anything `beta_grid` takes

@@ -4,22 +4,36 @@
 
 # %% ../nbs/02_models.ipynb #a4ddb9fc
 from __future__ import annotations
-import math
+import importlib, math, re
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import store_attr
+from .core import ConfigError
 
 # %% auto #0
-__all__ = ['MODELS', 'ARCHS', 'mid_conv_args', 'down2', 'gauss_params', 'randn_like', 'HVAE', 'GHVAEBlock', 'GHVAE', 'LVAE',
-           'build_model', 'n_params']
+__all__ = ['IMAGE_SIZES', 'MODELS', 'ARCHS', 'mid_conv_args', 'check_image_shape', 'down2', 'gauss_params', 'randn_like', 'HVAE',
+           'GHVAEBlock', 'GHVAE', 'LVAE', 'register_model', 'model_factory', 'arch_for', 'build_model', 'check_model',
+           'n_params']
 
 # %% ../nbs/02_models.ipynb #1cc3eb0a
+IMAGE_SIZES = (16, 20, 24, 28, 32, 48, 64)   # the square image sides the models take (the paper's: 28 and 32)
+
 def mid_conv_args(size:int, # spatial size after the two stride-2 convolutions (8 for 32x32 images, 7 for 28x28)
                  ) -> dict:
     "Kernel/stride/padding of the 'mid' convolution that maps `size`x`size` to 4x4."
-    if size == 8: return dict(kernel_size=4, stride=2, padding=1)
-    if size == 7: return dict(kernel_size=4, stride=1, padding=0)
-    raise ValueError(f"image size {4*size}x{4*size} is not supported: the paper's models take "
-                     "32x32 (SVHN, CIFAR-10) or 28x28 (MNIST) images")
+    if size == 8: return dict(kernel_size=4, stride=2, padding=1)       # 32x32, the paper's
+    if 4 <= size <= 7: return dict(kernel_size=size - 3, stride=1, padding=0)   # 28x28 (k4s1p0, the paper's), ...
+    if size in (12, 16): return dict(kernel_size=size // 4, stride=size // 4, padding=0)
+    raise ValueError(f"image size {4*size}x{4*size} is not supported: the models take square images of side "
+                     f"{', '.join(map(str, IMAGE_SIZES))} (the paper's: 32x32 SVHN and CIFAR-10, 28x28 MNIST); "
+                     "pad or resize the images to one of them")
+
+def check_image_shape(shape) -> tuple:
+    "`shape` (C, H, W) as a tuple if the models take such images; ConfigError naming the sizes that work."
+    C, H, W = shape
+    if H != W or H not in IMAGE_SIZES or C not in (1, 3):
+        raise ConfigError(f"images of shape {tuple(shape)} (C, H, W) are not supported: the models take square grey "
+                         f"(C=1) or RGB (C=3) images of side {', '.join(map(str, IMAGE_SIZES))}; pad or resize them")
+    return tuple(shape)
 
 # %% ../nbs/02_models.ipynb #e9b79b0c
 def down2(cin, cout):
@@ -56,8 +70,7 @@ class HVAE(nn.Module):
         _check_sigma_x(likelihood, sigma_x)
         if n_layers < 2:
             raise ValueError(f"n_layers={n_layers}: a hierarchical VAE needs n_layers >= 2")
-        C, H, W = shape
-        if H != W: raise ValueError(f"shape={shape}: square images only")
+        C, H, W = check_image_shape(shape)
         self.shape, self.c, self.top_dim, self.n_layers, self.likelihood = tuple(shape), c, top_dim, n_layers, likelihood
         # n_z1: size of each c x 4 x 4 latent map
         self.mid, self.n_z1 = mid_conv_args(H // 4), c * 16
@@ -213,6 +226,32 @@ class LVAE(HVAE):
         z1 = mu1 + std1 * randn_like(mu1, generator) if sample else mu1
         return [z2, z1], [(mu2, std2), (mu1, std1)], [None, (mu_p, std_p)]
 
+# %% ../nbs/02_models.ipynb #5d5ad7af
+_OWN_MODELS = {}   # name -> factory, registered in this process (register_model)
+
+def register_model(name:str,  # the name to build it by; not 'ghvae' or 'lvae', no '/' or ':'
+                   factory,   # a class or function (shape=, n_layers=, likelihood=, sigma_x=) -> nn.Module
+                  ):
+    "Make `name` a model of `build_model` in this process."
+    if not isinstance(name, str) or not name or any(c in name for c in '/:\\') or name in MODELS:
+        raise ConfigError(f"name={name!r}: give a new name without '/' or ':' (not one of {', '.join(MODELS)})")
+    if not callable(factory): raise ConfigError(f"factory={factory!r}: give a class or a function that builds it")
+    _OWN_MODELS[name] = factory
+
+def model_factory(model:str):
+    "The class or function that builds `model`: a built-in, a registered one, or 'package.module:name'."
+    if model in MODELS: return MODELS[model]
+    if model in _OWN_MODELS: return _OWN_MODELS[model]
+    if isinstance(model, str) and re.fullmatch(r'[A-Za-z_][\w.]*:[A-Za-z_]\w*', model):
+        mod, _, attr = model.partition(':')
+        try: f = getattr(importlib.import_module(mod), attr)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"model={model!r} cannot be imported ({type(e).__name__}: {e}): give "
+                              "'package.module:name' of a module on this Python's path") from None
+        if callable(f): return f
+    raise ConfigError(f"model={model!r} is unknown: use {' or '.join(MODELS)}, a name registered with register_model, "
+                      "or 'package.module:MyHVAE'")
+
 # %% ../nbs/02_models.ipynb #01d80dea
 MODELS = {'ghvae': GHVAE, 'lvae': LVAE}
 ARCHS = {   # dataset -> architecture of its VAE
@@ -222,20 +261,83 @@ ARCHS = {   # dataset -> architecture of its VAE
     'mnist5k': dict(shape=(1, 28, 28), c=16, top_dim=20, likelihood='bernoulli', sigma_x=None),
 }
 
+def arch_for(shape,       # image shape (C, H, W) of a dataset that is not one of ARCHS
+             likelihood,  # 'bernoulli' or 'gaussian'
+            ) -> dict:
+    "The architecture for other images: MNIST's (c=16, 20-dim top layer) for grey ones, SVHN's for RGB ones."
+    C = check_image_shape(shape)[0]
+    base = ARCHS['mnist5k'] if C == 1 else ARCHS['svhn']
+    return dict(base, shape=tuple(shape), likelihood=likelihood, sigma_x=0.71 if likelihood == 'gaussian' else None)
+
 # %% ../nbs/02_models.ipynb #3f18d4b9
-def build_model(model:str='ghvae',   # 'ghvae' (Fig. 2c) or 'lvae' (Fig. 2b)
-                dataset:str='svhn',  # a key of ARCHS: picks image shape, channels, z2 size and likelihood
+def build_model(model:str='ghvae',   # 'ghvae' (Fig. 2c), 'lvae' (Fig. 2b), or your own (model_factory)
+                dataset:str='svhn',  # a key of ARCHS; another dataset needs shape= and likelihood= (arch_for)
                 n_layers:int=2,      # latent layers L (GHVAE only for L > 2)
-                **kwargs,            # override any architecture field (c, top_dim, sigma_x, ...)
+                **kwargs,            # override any architecture field (shape, likelihood, c, top_dim, sigma_x, ...)
                ) -> HVAE:
-    "The paper's model `model` for `dataset`."
-    if model not in MODELS:
-        raise ValueError(f"model={model!r} is unknown: use one of {sorted(MODELS)}")
-    if dataset not in ARCHS:
-        raise ValueError(f"dataset={dataset!r} is unknown: use one of {sorted(ARCHS)}")
-    arch = {**ARCHS[dataset], **kwargs}
+    "The model `model` for `dataset`: the paper's architecture for it, or your own model built for its images."
+    factory = model_factory(model)
+    if dataset in ARCHS: arch = {**ARCHS[dataset], **kwargs}
+    elif 'shape' in kwargs and 'likelihood' in kwargs:
+        arch = {**arch_for(kwargs['shape'], kwargs['likelihood']), **kwargs}
+    else: raise ValueError(f"dataset={dataset!r} is not one of {sorted(ARCHS)}: give its images' shape= and "
+                           "likelihood= (arch_for)")
     if arch['likelihood'] == 'bernoulli': arch['sigma_x'] = None
-    return MODELS[model](n_layers=n_layers, **arch)
+    if model in MODELS: return factory(n_layers=n_layers, **arch)
+    args = dict(shape=arch['shape'], n_layers=n_layers, likelihood=arch['likelihood'], sigma_x=arch['sigma_x'])
+    try: return factory(**args)
+    except Exception as e:
+        raise ConfigError(f"model={model!r}: building it as {getattr(factory, '__name__', factory)}("
+                          f"{', '.join(f'{k}={v!r}' for k, v in args.items())}) failed ({type(e).__name__}: {e})") from e
+
+# %% ../nbs/02_models.ipynb #ef99449d
+def _pair(v, name:str, like=None) -> str:
+    "What is wrong with `v` as a (mean, std) pair shaped like `like` ('' if nothing)."
+    if not (isinstance(v, (tuple, list)) and len(v) == 2 and all(torch.is_tensor(t) for t in v)):
+        return f"{name} is {type(v).__name__}, not a (mean, std) pair of tensors"
+    if v[0].shape != v[1].shape: return f"{name}: mean {tuple(v[0].shape)} and std {tuple(v[1].shape)} differ"
+    if like is not None and v[0].shape != like.shape:
+        return f"{name} is {tuple(v[0].shape)}, not shaped like its z {tuple(like.shape)}"
+    if not bool((v[1] > 0).all()): return f"{name}: its std is not positive everywhere"
+    return ''
+
+def check_model(model,  # a model built by build_model
+                x,      # a batch of the data, as the model sees it
+                name:str='model', # what the error names
+               ):
+    "ConfigError saying what is wrong unless `model` keeps the contract of hit_nb's models on batch `x`."
+    def bad(what): return ConfigError(f"{name}: {what}; see 'Your own model' in 02_models")
+    if not isinstance(model, nn.Module): raise bad(f"builds a {type(model).__name__}, not a torch.nn.Module")
+    for a in ('likelihood', 'sigma_x', 'n_layers', 'forward', 'reconstruct', 'posterior', 'sample'):
+        if not hasattr(model, a): raise bad(f"has no attribute {a!r}")
+    if model.likelihood not in ('bernoulli', 'gaussian'):
+        raise bad(f"likelihood={model.likelihood!r}: use 'bernoulli' or 'gaussian'")
+    L = model.n_layers
+    if isinstance(L, bool) or not isinstance(L, int) or L < 2: raise bad(f"n_layers={L!r}: a hierarchy has >= 2 layers")
+    try:
+        with torch.no_grad(): out = model(x)
+    except Exception as e: raise bad(f"forward on {len(x)} images of shape {tuple(x.shape[1:])} raised "
+                                     f"{type(e).__name__}: {e}") from e
+    if not isinstance(out, dict) or not {'x_hat', 'z', 'q', 'p'} <= set(out):
+        got = sorted(out) if isinstance(out, dict) else type(out).__name__
+        raise bad(f"forward returns {got}, not a dict with x_hat, z, q, p")
+    if not torch.is_tensor(out['x_hat']) or out['x_hat'].shape != x.shape:
+        got = getattr(out['x_hat'], 'shape', out['x_hat'])
+        raise bad(f"forward's x_hat is {got}, not shaped like x {tuple(x.shape)}")
+    for k in ('z', 'q', 'p'):
+        if not isinstance(out[k], (list, tuple)) or len(out[k]) != L:
+            raise bad(f"forward's {k} has {len(out[k]) if isinstance(out[k], (list, tuple)) else 'no'} entries, not one "
+                      f"per layer (n_layers={L}), top first")
+    if out['p'][0] is not None: raise bad("forward's p[0] is not None: the top layer's prior is the standard normal")
+    for i, z in enumerate(out['z']):
+        why = _pair(out['q'][i], f"q[{i}]", z) or (i and _pair(out['p'][i], f"p[{i}]", z))
+        if why: raise bad(f"forward's {why}")
+    try:
+        with torch.no_grad(): s = model.sample(2)
+    except Exception as e: raise bad(f"sample(2) raised {type(e).__name__}: {e}") from e
+    if not torch.is_tensor(s) or s.shape != (2, *x.shape[1:]):
+        raise bad(f"sample(2) returns {getattr(s, 'shape', s)}, not 2 images shaped {tuple(x.shape[1:])}")
+    return model
 
 # %% ../nbs/02_models.ipynb #d2f81160
 def n_params(m:nn.Module) -> int:

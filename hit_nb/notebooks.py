@@ -12,7 +12,7 @@ from .core import ConfigError
 from .kernels import KERNELS, WarmKernels, kill_tree
 
 # %% auto #0
-__all__ = ['refresh_outputs', 'execute_notebook', 'notebook_names', 'check_parameters']
+__all__ = ['PAPERMILL_NOTEBOOKS', 'refresh_outputs', 'notebook_folder', 'execute_notebook', 'notebook_names', 'check_parameters']
 
 # %% ../nbs/17a_notebooks.ipynb #09fe69d3
 def refresh_outputs(path,                       # a library notebook
@@ -183,6 +183,36 @@ def _papermill_warm(nb:Path, out:Path, params:dict, env:dict, deadline:float|Non
         return dict(rc=None, timed_out=True, reason=None)
     if tmp.exists(): os.replace(tmp, out)
     return dict(rc=rc, timed_out=False, reason=reason)
+
+# %% ../nbs/17a_notebooks.ipynb #9a93a6e8
+# the notebooks papermill runs with parameters; the figure notebooks are the folder figures/ beside them
+PAPERMILL_NOTEBOOKS = ('train', 'evaluate', 'train_ensemble', 'train_classifier')
+
+def _holds(folder:Path, kind:str) -> bool:
+    "Whether `folder` holds train.ipynb and evaluate.ipynb, or (kind='figures') is a folder of figure notebooks."
+    if kind == 'figures': return folder.is_dir()     # render_all names any figure notebook missing in it
+    return all((folder / f'{n}.ipynb').is_file() for n in PAPERMILL_NOTEBOOKS[:2])
+
+def notebook_folder(given=None,            # a folder the caller names (None: look in the usual places)
+                    kind:str='papermill',  # 'papermill' (train.ipynb, evaluate.ipynb, ...) or 'figures'
+                   ) -> Path:
+    "The folder of the papermill or figure notebooks: `given`, $HIT_NB_NOTEBOOKS, a clone's nbs/, the package's copy."
+    import hit_nb
+    if kind not in ('papermill', 'figures'):
+        raise ValueError(f"kind={kind!r}: use 'papermill' or 'figures'")
+    sub = 'figures' if kind == 'figures' else '.'
+    pkg = Path(hit_nb.__file__).resolve().parent
+    if given is not None: cands = [Path(given).expanduser()]                # named: that folder only
+    elif os.environ.get('HIT_NB_NOTEBOOKS'): cands = [Path(os.environ['HIT_NB_NOTEBOOKS']).expanduser() / sub]
+    else: cands = [pkg.parent / 'nbs' / sub, pkg / 'nbs' / sub]
+    for c in cands:
+        if _holds(c, kind): return c.absolute().resolve()
+    what = 'figure notebooks' if kind == 'figures' else 'train.ipynb and evaluate.ipynb'
+    param = 'nb_dir' if kind == 'figures' else 'notebooks_dir'
+    raise ConfigError(f"{param}: none of {', '.join(map(str, cands))} holds {what}: hit_nb installed from a wheel "
+                      f"carries them in {pkg / 'nbs'} (reinstall it: pip install --force-reinstall hit_nb); "
+                      "or name a folder ({param}=...) or set $HIT_NB_NOTEBOOKS to a hit_nb "
+                      "clone's nbs/")
 
 # %% ../nbs/17a_notebooks.ipynb #450ea2a5
 def execute_notebook(nb,                    # the notebook to execute

@@ -10,6 +10,7 @@ from matplotlib.colors import hsv_to_rgb
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, FuncFormatter
 from matplotlib.tri import Triangulation
+from .core import dataset_label
 from .hull import upper_hull, hull_mask
 from .probes import PROBES, PROBE_LABELS
 
@@ -238,7 +239,8 @@ def title_for(df:pd.DataFrame, # results table
             else f'{len(g2)} β$_2$ × {len(g1)} β$_1$ grid')
     if 'atlas' in df and len(df) and df['atlas'].astype(str).eq('True').all():
         grid += ' of one rate atlas'
-    parts = [_join(df['dataset'], DATASET_LABELS), _join(df['model'], MODEL_LABELS), grid]
+    parts = [_join(map(dataset_label, df['dataset']), DATASET_LABELS),
+             _join(map(dataset_label, df['model']), MODEL_LABELS), grid]
     if 'n_layers' in df and set(df['n_layers']) != {2}:
         parts.insert(2, f"L = {_join(df['n_layers'])}")
     if (n_runs := df.attrs.get('n_runs', len(df))) != len(df):
@@ -490,7 +492,7 @@ def plot_targets_reached(df:pd.DataFrame, # results table of a target sweep (res
     a.scatter(d['rate_z2'], d['rate_z1'], color='tab:blue', s=20, label='reached (test set)')
     a.set(xlabel='R(z$_2$) (nats)', ylabel='R(z$_1$|z$_2$) (nats)', title='rate space')
     a.legend(fontsize=8)
-    ds, mo = d['dataset'].iloc[0], d['model'].iloc[0].upper()
+    ds, mo = dataset_label(d['dataset'].iloc[0]), dataset_label(d['model'].iloc[0]).upper()
     fig.suptitle(f"Rate targeting · {ds} · {mo} · {len(d)} target pairs, "
                  f"{int(d['epochs'].iloc[0])} epochs each (one run per pair)")
     fig.tight_layout()
@@ -521,7 +523,7 @@ def plot_targets_vs_grid(targets_df:pd.DataFrame, # results table of a target sw
                   label=f'targeted ({len(t)} models, {_epochs(t)} epochs)')
         a.set(xlabel='total rate R(z$_2$) + R(z$_1$|z$_2$) (nats)', ylabel=metric_label(m))
         a.legend(fontsize=8)
-    ds, mo = g['dataset'].iloc[0], g['model'].iloc[0].upper()
+    ds, mo = dataset_label(g['dataset'].iloc[0]), dataset_label(g['model'].iloc[0]).upper()
     fig.suptitle(f"Targeted vs β-grid models at equal total rate · {ds} · {mo}")
     fig.tight_layout()
     return fig

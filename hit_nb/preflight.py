@@ -6,7 +6,7 @@
 from __future__ import annotations
 from pathlib import Path
 from .core import ConfigError
-from .config import make_config
+from .config import dataset_facts, make_config
 from .run_dir import RunDir
 from .evaluate import eval_settings
 
@@ -46,11 +46,16 @@ def check_points(points,       # the points of grid_points / target_points
 def classifier_files(points,     # the points of a sweep
                      classifier, # the classifier file given, or None: each dataset's default
                     ) -> dict:
-    "{dataset: classifier file}: `classifier`, which must exist, or each dataset's default file."
+    "{dataset: classifier file}: `classifier`, which must exist, or each dataset's default; None if unlabelled."
     from hit_nb.classifiers import classifier_path
     sets = {(p['dataset'], p.get('root')) for p in points}
+    unlabelled = sorted({ds for ds, root in sets if not dataset_facts(ds, root)['labelled']})
+    if classifier is not None and unlabelled:
+        raise ConfigError(f"classifier={str(classifier)!r}: dataset {unlabelled[0]!r} has no labels, so no Inception "
+                          "Score is computed; leave classifier out")
     if classifier is None:
-        return {ds: str(classifier_path(ds, root).absolute()) for ds, root in sorted(sets, key=str)}
+        return {ds: None if ds in unlabelled else str(classifier_path(ds, root).absolute())
+                for ds, root in sorted(sets, key=str)}
     if len({d for d, _ in sets}) > 1:
         raise ConfigError(f"classifier={str(classifier)!r}: the points use several datasets "
                           f"({', '.join(sorted({d for d, _ in sets}))}); leave classifier=None")
@@ -70,7 +75,8 @@ def point_eval_settings(params:dict, classifier, eval_params:dict|None) -> dict:
     from hit_nb.classifiers import classifier_path
     ep = eval_params or {}
     root = ep.get('root', params.get('root'))
-    clf = classifier if classifier is not None else classifier_path(params['dataset'], root)
+    clf = (classifier if classifier is not None or not dataset_facts(params['dataset'], root)['labelled']
+           else classifier_path(params['dataset'], root))
     return eval_settings(**{k: ep[k] for k in ('n_samples', 'seed') if k in ep}, classifier=clf)
 
 # %% ../nbs/18a_preflight.ipynb #1f83be14

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np, torch
 from .core import ConfigError, atomic_write, resolve_device
 from .models import build_model
+from .config import dataset_facts, setting
 from .atlas import AtlasHVAE, conditioned
 from .run_dir import CHECKPOINT, RunDir, load_checkpoint
 
@@ -45,15 +46,17 @@ def run_images(model,     # a trained HVAE (or an atlas at one point), in any mo
                data,      # its dataset (01_data)
                seed:int,  # seeds the samples' noise
               ) -> dict:
-    """{'samples': 64 samples, 'reconstructions': 32 test images
+    """{'samples': 64 samples, 'reconstructions': 32 test images (or as many rows of 8 as there are)
     over their reconstructions} as uint8 grids; eval mode."""
     model.eval()
     g = torch.Generator(device=model.device).manual_seed(seed)
-    xt = data.to_float(data.test_x[:32]).to(model.device)
-    pairs = torch.stack([xt.view(4, 8, *xt.shape[1:]),
-                         model.reconstruct(xt).view(4, 8, *xt.shape[1:])], 1)
+    n = min(32, len(data.test_x))
+    w = min(8, n)                            # 4 rows of 8 (fewer for a test split under 32 images)
+    xt = data.to_float(data.test_x[:n - n % w]).to(model.device)
+    pairs = torch.stack([xt.view(-1, w, *xt.shape[1:]),
+                         model.reconstruct(xt).view(-1, w, *xt.shape[1:])], 1)
     return dict(samples=image_grid(model.sample(64, generator=g)),
-                reconstructions=image_grid(pairs.flatten(0, 2)))
+                reconstructions=image_grid(pairs.flatten(0, 2), nrow=w))
 
 # %% ../nbs/08_runs.ipynb #f96abb8c
 def save_run_images(run_dir,   # the run directory
@@ -83,8 +86,9 @@ def run_model(cfg:dict,  # a run's configuration (make_config, or a config.json)
              ) -> torch.nn.Module:
     """The untrained model of a run: the paper's model of
     `cfg`, wrapped in an AtlasHVAE for an atlas run."""
-    model = build_model(cfg['model'], cfg['dataset'], n_layers=cfg['n_layers'],
-                        sigma_x=cfg['sigma_x'])
+    facts = dataset_facts(cfg['dataset'], setting(cfg, 'root'), setting(cfg, 'likelihood'))
+    model = build_model(cfg['model'], cfg['dataset'], n_layers=cfg['n_layers'], sigma_x=cfg['sigma_x'],
+                        shape=facts['shape'], likelihood=facts['likelihood'])
     return (AtlasHVAE(model, cfg['beta_box'], hidden=cfg['atlas_hidden']) if cfg.get('atlas')
             else model)
 

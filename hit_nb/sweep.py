@@ -9,11 +9,12 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 import pandas as pd
 from fastcore.script import call_parse
-from .core import EXIT_BAD_INPUT, ConfigError, DiskFull
+from .core import EXIT_BAD_INPUT, ConfigError, DiskFull, dataset_label
+from .models import MODELS, model_factory
 from .grids import grid_points, parse_targets, sweep_name, target_points
 from .run_dir import RunDir
-from .tasks import ensemble_groups, notebooks_path, outcome, run_ensemble, run_point
-from .notebooks import execute_notebook
+from .tasks import ensemble_groups, outcome, run_ensemble, run_point
+from .notebooks import execute_notebook, notebook_folder
 from .preflight import check_existing, check_points, classifier_files, point_eval_settings, point_finished
 from .results import results_table, write_results, write_table1
 from .tensorboard import write_summaries
@@ -145,10 +146,10 @@ def _train_classifiers(client, todo:list, clfs:dict, task:dict, progress:bool):
     whose files are missing, one task each; wait for them."""
     import hit_nb.sweep as mod
     missing = sorted({(p['dataset'], p.get('root')) for p in todo
-                      if not Path(clfs[p['dataset']]).is_file()}, key=str)
+                      if clfs[p['dataset']] is not None and not Path(clfs[p['dataset']]).is_file()}, key=str)
     for ds, _ in missing:
         if progress:
-            print(f"training the {ds} domain classifier for the Inception Score once, on a worker: "
+            print(f"training the {dataset_label(ds)} domain classifier for the Inception Score once, on a worker: "
                   f"{clfs[ds]}", flush=True)
     client.gather([client.submit(mod._classifier_task, ds, root, clfs[ds], task, pure=False,
                                  key=f'classifier-{ds}')
@@ -259,11 +260,12 @@ def _submit(client, todo:list, clfs:dict, task:dict, ensemble:int=1) -> dict:
     return futs
 
 def _ensemble_size(client, todo:list, ensemble, task:dict, progress:bool) -> int:
-    """Members per ensemble: `ensemble`; for 'auto' 1 on the
-    CPU and on GPUs what a worker measures to fit (else 1)."""
+    """Members per ensemble: `ensemble`; for 'auto' 1 on the CPU and for models of one's own, on GPUs what a worker
+    measures to fit (else 1)."""
     import hit_nb.sweep as mod
     train = [p for p in todo if not RunDir(p['out_dir']).training_recorded]
-    if ensemble != 'auto' or not task['gpus'] or len(train) < 2:
+    own = any(model_factory(p.get('model', 'ghvae')) not in MODELS.values() for p in train)
+    if ensemble != 'auto' or not task['gpus'] or len(train) < 2 or own:   # own models: one run per point
         return (1 if ensemble == 'auto'
                 else ensemble)    # on the CPU an ensemble is slower than runs side by side
     n_slots = max(1, len(client.scheduler_info()['workers']))
@@ -361,7 +363,7 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
               classifier=None,        # the IS classifier file (None: the dataset's default, trained here if missing)
               eval_params:dict=None,  # parameters of nbs/evaluate.ipynb for every point, e.g. dict(n_samples=2000)
               progress:bool=True,     # one progress bar over the grid
-              notebooks_dir=None,     # folder of train.ipynb / evaluate.ipynb (None: `notebooks_path()`)
+              notebooks_dir=None,     # folder of train.ipynb / evaluate.ipynb (None: `notebook_folder()`)
               allowed_failures:int=3, # worker deaths a task survives before it is recorded as failed
               fresh_kernels:bool=False,# every notebook in a papermill subprocess, not in the workers' kept kernels
               reevaluate:bool=False,  # evaluate again the runs evaluated with other settings (else: refused)
@@ -372,7 +374,7 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
     points = [dict(p) for p in points]
     if not points: raise ConfigError("points: the grid is empty; make it with grid_points(...)")
     _check_counts(n_workers, threads_per_worker, runs_per_gpu, allowed_failures, timeout, ensemble)
-    sweep_dir, nbs = _sweep_folder(points, sweep_dir), notebooks_path(notebooks_dir)
+    sweep_dir, nbs = _sweep_folder(points, sweep_dir), notebook_folder(notebooks_dir)
     check_points(points, eval_params, nbs)
     ensemble = _ensemble_arg(ensemble)
     if ensemble == 'auto' and not (nbs/'train_ensemble.ipynb').is_file():
@@ -432,14 +434,15 @@ def _summary(sweep_dir, df, tool) -> bool:
 
 @call_parse
 def hit_sweep(grid:str='demo',       # paper (21x21), demo (5x5), tiny, diag, row:<beta1>, col:<beta2>, '<b2s>x<b1s>'
-              dataset:str='mnist5k', # mnist5k, mnist, svhn, cifar10
-              model:str='ghvae',     # ghvae or lvae
+              dataset:str='mnist5k', # mnist5k, mnist, svhn, cifar10, or your own: a folder, an .npz, 'pkg.mod:fn'
+              model:str='ghvae',     # ghvae, lvae, or your own: 'pkg.mod:MyHVAE'
               sweep_dir:str=None,    # folder of the runs and results.csv (default runs/sweeps/<grid>-<dataset>-<model>)
               epochs:int=None,       # epochs per run (default: the dataset's preset, 500 for the paper's datasets)
               batch_size:int=None,   # batch size (default: preset)
               lr:float=None,         # Adam learning rate (default: preset)
               seed:int=2,            # random seed of every run
               root:str=None,         # dataset folder (default: $HIT_NB_DATA or ~/.cache/hit_nb/data)
+              likelihood:str=None,   # bernoulli or gaussian (default: the data's own; binary images: bernoulli)
               n_samples:int=None,    # samples for the Inception Score (default: 10,000 as the paper)
               classifier:str=None,   # IS classifier file (default: <root>/classifiers/<dataset>.pt, trained if missing)
               workers:int=None,      # local worker processes (default: one per core; --gpus: GPUs x runs_per_gpu)
@@ -450,7 +453,7 @@ def hit_sweep(grid:str='demo',       # paper (21x21), demo (5x5), tiny, diag, ro
               timeout:float=None,    # seconds per run before it is killed and recorded as 'timeout'
               retry_failed:bool=False, # run failed, diverged and timed-out points again
               reevaluate:bool=False, # evaluate again the runs evaluated with other settings (e.g. another --n_samples)
-              notebooks_dir:str=None, # folder of train.ipynb / evaluate.ipynb (default: the checkout's nbs/)
+              notebooks_dir:str=None, # folder of train.ipynb / evaluate.ipynb (default: a clone's nbs/, else the installed copy)
               fresh_kernels:bool=False, # every notebook in a papermill subprocess of its own (slower), no kept kernel
               ensemble:str='auto',   # points per vmapped training task: 'auto' (GPUs: what fits in memory, CPU: 1) or K
               tensorboard:bool=True, # TensorBoard logs in every run directory (--no-tensorboard: none)
@@ -460,7 +463,7 @@ def hit_sweep(grid:str='demo',       # paper (21x21), demo (5x5), tiny, diag, ro
     <sweep_dir>/results.csv; exit 0 done, 1 some failed, 2 bad input."""
     try:
         tp = {k: v for k,
-              v in dict(epochs=epochs, batch_size=batch_size, lr=lr, root=root).items()
+              v in dict(epochs=epochs, batch_size=batch_size, lr=lr, root=root, likelihood=likelihood).items()
               if v is not None}
         if not tensorboard: tp['tensorboard'] = False
         sweep_dir = sweep_dir or str(Path('runs')/'sweeps'/sweep_name(grid, dataset, model))
@@ -498,8 +501,8 @@ def run_target_sweep(targets,          # [(r2, r1), ...] in nats, or (r2s, r1s) 
 # %% ../nbs/19_sweep.ipynb #d6b4c903
 @call_parse
 def hit_target_sweep(targets:str='2,5x5,15', # r2 values x r1 values ('2,5x5,15'), or pairs ('2:5,5:15'), nats
-                     dataset:str='mnist5k',  # one of mnist5k, mnist, svhn, cifar10
-                     model:str='ghvae',      # ghvae or lvae
+                     dataset:str='mnist5k',  # mnist5k, mnist, svhn, cifar10, or your own (a folder, an .npz, ...)
+                     model:str='ghvae',      # ghvae, lvae, or your own: 'pkg.mod:MyHVAE'
                      sweep_dir:str=None,     # folder of the runs (default runs/sweeps/targets-<dataset>-<model>)
                      epochs:int=None,        # training epochs (default: the dataset's preset)
                      n_samples:int=None,     # Inception Score samples (default: the evaluation notebook's 10,000)
@@ -508,6 +511,7 @@ def hit_target_sweep(targets:str='2,5x5,15', # r2 values x r1 values ('2,5x5,15'
                      scheduler:str=None,     # address of an existing Dask scheduler
                      gpus:str=None,          # 'auto' (every visible GPU) or GPU ids, e.g. '0,1'
                      root:str=None,          # dataset folder
+                     likelihood:str=None,    # bernoulli or gaussian (default: the data's own)
                      retry_failed:bool=False,# run failed points again
                      reevaluate:bool=False,  # evaluate again the runs evaluated with other settings
                      ensemble:str='auto',    # runs per vmapped training task: 'auto' (GPU: what fits, CPU: 1) or K
@@ -516,7 +520,7 @@ def hit_target_sweep(targets:str='2,5x5,15', # r2 values x r1 values ('2,5x5,15'
     """Train and evaluate one rate-targeted run per
     target pair into results.csv; exit 2 on bad input."""
     try:
-        tp = {k: v for k, v in dict(epochs=epochs, root=root).items() if v is not None}
+        tp = {k: v for k, v in dict(epochs=epochs, root=root, likelihood=likelihood).items() if v is not None}
         if not tensorboard: tp['tensorboard'] = False
         points = target_points(parse_targets(targets), dataset, model, sweep_dir, **tp)
         df = run_sweep(points, scheduler=scheduler, n_workers=workers, threads_per_worker=threads,

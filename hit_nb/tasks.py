@@ -4,32 +4,18 @@
 
 # %% ../nbs/18b_tasks.ipynb #87e5af13
 from __future__ import annotations
-import os, time
+import os, sys, time
 from functools import partial
 from pathlib import Path
-from .core import ConfigError, write_json
-from .config import make_config
+from fastcore.script import call_parse
+from .core import EXIT_BAD_INPUT, ConfigError, write_json
+from .config import dataset_facts, make_config
 from .run_dir import RECORDS, RunDir
-from .notebooks import execute_notebook
+from .notebooks import execute_notebook, notebook_folder
 from .preflight import point_eval_settings
 
 # %% auto #0
-__all__ = ['notebooks_path', 'outcome', 'run_point', 'ensemble_groups', 'read_members', 'run_ensemble']
-
-# %% ../nbs/18b_tasks.ipynb #242068e1
-def notebooks_path(notebooks_dir=None, # folder with train.ipynb and evaluate.ipynb (None: $HIT_NB_NOTEBOOKS, else nbs/)
-                  ) -> Path:
-    "The folder holding the papermill notebooks train.ipynb and evaluate.ipynb."
-    import hit_nb
-    if notebooks_dir is not None: cands = [Path(notebooks_dir).expanduser()]
-    else: cands = [Path(p).expanduser() for p in (os.environ.get('HIT_NB_NOTEBOOKS'),) if p] + \
-                  [Path(hit_nb.__file__).resolve().parent.parent/'nbs', Path.cwd()/'nbs']
-    for c in cands:
-        if (c/'train.ipynb').is_file() and (c/'evaluate.ipynb').is_file(): return c.absolute()
-    raise ConfigError(f"notebooks_dir: none of {', '.join(map(str, cands))} holds train.ipynb and "
-                      "evaluate.ipynb; pass notebooks_dir=<a hit_nb clone>/nbs (or set "
-                      "HIT_NB_NOTEBOOKS): the sweep runs the notebooks of a checkout, e.g. one "
-                      "installed with pip install -e")
+__all__ = ['outcome', 'run_point', 'hit_evaluate', 'ensemble_groups', 'read_members', 'run_ensemble']
 
 # %% ../nbs/18b_tasks.ipynb #29317810
 def outcome(run:RunDir,       # the point's run directory
@@ -114,13 +100,13 @@ def run_point(params:dict,            # one point of `grid_points`: the train no
               eval_params:dict=None,  # parameters of nbs/evaluate.ipynb (n_samples, seed, device, root, threads)
               timeout:float=None,     # seconds for this point (train + evaluate); None: no limit
               retry_failed:bool=False,# run a point that has failure.json again (deleting it first)
-              notebooks_dir=None,     # folder of train.ipynb / evaluate.ipynb (None: `notebooks_path()`)
+              notebooks_dir=None,     # folder of train.ipynb / evaluate.ipynb (None: `notebook_folder()`)
               env:dict=None,          # extra environment variables of the kernels (OMP_NUM_THREADS, ...)
               fresh_kernels:bool=False,# each notebook in a papermill subprocess of its own instead of a kept kernel
              ) -> dict:
     """Train then evaluate one point, skipping or resuming by
     its run directory; failures are recorded and returned."""
-    run, nbs = RunDir(Path(params['out_dir']).absolute()), notebooks_path(notebooks_dir)
+    run, nbs = RunDir(Path(params['out_dir']).absolute()), notebook_folder(notebooks_dir)
     want = point_eval_settings(params, classifier, eval_params)
     with run.sweep_lock():
         t0 = time.monotonic()
@@ -135,6 +121,57 @@ def run_point(params:dict,            # one point of `grid_points`: the train no
         if failed is None: return outcome(run, 'done', t0)
         status, reason, stage = failed
         return outcome(run, status, t0, reason, stage, attempt, params=params, evaluation=want)
+
+# %% ../nbs/18b_tasks.ipynb #120e4eb7
+def _json_arg(name:str, v):
+    "A command-line value given as JSON text, parsed; ConfigError naming `name` otherwise."
+    import json
+    if v is None: return None
+    try: return json.loads(v)
+    except ValueError as e: raise ConfigError(f"--{name} {v!r} is not JSON ({e}): write e.g. '[[0.1, 1], [1, 1]]'")
+
+@call_parse
+def hit_evaluate(run_dir:str,           # a trained run directory (hit_train, train.ipynb or a sweep's)
+                 n_samples:int=None,    # samples for the Inception Score (default: 10,000 as the paper)
+                 classifier:str=None,   # IS classifier file (default: the dataset's, trained if missing)
+                 seed:int=None,         # seed of the evaluation (default 0)
+                 device:str=None,       # auto, cpu, cuda, cuda:1 (default: auto)
+                 root:str=None,         # dataset folder (default: the run's own)
+                 threads:int=None,      # torch CPU threads (default 1)
+                 betas:str=None,        # atlas runs: the points as JSON, e.g. '[[0.1, 1], [1, 1]]'
+                 targets:str=None,      # atlas runs: rates (r2, r1) to find the betas of, as JSON
+                 notebooks_dir:str=None,# folder of evaluate.ipynb (default: a clone's nbs/, else the installed copy)
+                ):
+    "Evaluate a trained run through evaluate.ipynb, kept in the run; exit 0 done, 1 failed, 2 bad input."
+    run = RunDir(Path(run_dir).absolute())
+    try:
+        if not run.is_trained:
+            raise ConfigError(f"run_dir={run_dir!r} holds no finished training (no DONE file; its state: "
+                              f"{run.status()[0]}): train it first, e.g. hit_train --out_dir {run_dir}")
+        nbs = notebook_folder(notebooks_dir)
+        if classifier is not None and not dataset_facts(run.config['dataset'], root)['labelled']:
+            raise ConfigError(f"--classifier {classifier}: the run's dataset has no labels, so no Inception Score is "
+                              "computed; leave --classifier out")
+        if classifier is not None and not Path(classifier).expanduser().is_file():
+            raise ConfigError(f"--classifier {classifier}: no classifier file there; give an existing file, or leave "
+                              "--classifier out to use (and train once) the dataset's default one")
+        params = dict(run_dir=str(run.path), n_samples=n_samples, seed=seed, device=device, root=root,
+                      threads=threads, betas=_json_arg('betas', betas), targets=_json_arg('targets', targets),
+                      classifier=None if classifier is None else str(Path(classifier).expanduser().absolute()))
+        params = {k: v for k, v in params.items() if v is not None}
+    except ConfigError as e:
+        print(f'hit_evaluate: error: {e}', file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    print(f"hit_evaluate: evaluating {run.path} with {nbs / 'evaluate.ipynb'} (executed copy: "
+          f"{run / RECORDS[1]})", flush=True)
+    r = execute_notebook(nbs / 'evaluate.ipynb', run / RECORDS[1], params, fresh=True)
+    if r['rc'] != 0 or run.status()[0] != 'done':
+        print(f"hit_evaluate: error: {r['reason'] or 'evaluate.ipynb ended without an evaluated metrics.json'}"
+              f" (the executed notebook: {run / RECORDS[1]})", file=sys.stderr)
+        sys.exit(1)
+    m = run.metrics
+    shown = {k: m[k] for k in ('rate_z2', 'rate_z1', 'psnr', 'is', 'acc_rbfsvm_mu2') if k in m}
+    print('hit_evaluate: done: ' + ', '.join(f'{k} {v:.4g}' for k, v in shown.items()))
 
 # %% ../nbs/18b_tasks.ipynb #979104e5
 def _chunks(xs:list, k:int) -> list:
@@ -214,7 +251,7 @@ def run_ensemble(points:list,          # points that can train as one ensemble (
                  eval_params:dict=None,# parameters of nbs/evaluate.ipynb, to tell a complete run (as run_point)
                  timeout:float=None,   # seconds per point: the ensemble gets len(points) x timeout to train
                  retry_failed:bool=False,# train points that have failure.json again (deleting it first)
-                 notebooks_dir=None,   # folder of the papermill notebooks (None: `notebooks_path()`)
+                 notebooks_dir=None,   # folder of the papermill notebooks (None: `notebook_folder()`)
                  env:dict=None,        # extra environment variables of the kernel (OMP_NUM_THREADS, ...)
                  fresh_kernels:bool=False,# the notebook in a papermill subprocess of its own
                 ) -> list:
@@ -222,7 +259,7 @@ def run_ensemble(points:list,          # points that can train as one ensemble (
     or None where it is trained and waits for run_point."""
     from contextlib import ExitStack
     runs, nbs = [RunDir(Path(p['out_dir']).absolute())
-                 for p in points], notebooks_path(notebooks_dir)
+                 for p in points], notebook_folder(notebooks_dir)
     with ExitStack() as locks:
         for r in sorted(runs, key=lambda r: r.path): locks.enter_context(r.sweep_lock())
         t0, res, todo = time.monotonic(), [], []

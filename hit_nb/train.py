@@ -10,14 +10,16 @@ from fastcore.meta import delegates
 from fastcore.script import call_parse
 from .core import ConfigError, DiskFull, EXIT_BAD_INPUT
 from .data import load_dataset
-from .config import make_config
+from .config import make_config, run_data
+from .models import MODELS, check_model
 from .run_dir import CHECKPOINT, RunDir, check_writable
 from .trainer import CHECKPOINT_KEYS, ModelStep, Trainer, start_run, tune_malloc
 from .callbacks import (AtlasBetas, Checkpoints, DivergenceGuard, Images, KLWarmup,
                               ProgressBar, RateControl, TensorBoardLog)
 
 # %% auto #0
-__all__ = ['EXIT_DIVERGED', 'run_callbacks', 'RunDiverged', 'check_batch_size', 'trained_metrics', 'train', 'hit_train']
+__all__ = ['EXIT_DIVERGED', 'run_callbacks', 'RunDiverged', 'check_batch_size', 'trained_metrics', 'check_own_model', 'train',
+           'hit_train']
 
 # %% ../nbs/09b_train.ipynb #c3f20cc8
 def run_callbacks(cfg:dict,           # a configuration (make_config)
@@ -40,7 +42,7 @@ EXIT_DIVERGED = 3   # exit code of hit_train for a diverged run
 
 def check_batch_size(cfg:dict, data):
     "ConfigError unless the training set can fill a batch of cfg's batch_size at least once."
-    n = len(data.train_y)
+    n = len(data.train_x)
     if cfg['batch_size'] > n:
         raise ConfigError(f"batch_size={cfg['batch_size']} is larger than the {n} training images "
                           f"of {cfg['dataset']!r}: every epoch would be one step on all of them; "
@@ -53,6 +55,13 @@ def trained_metrics(run:RunDir, cfg:dict) -> dict|None:
     return run.done_metrics() if run.is_trained else None
 
 # %% ../nbs/09b_train.ipynb #18508092
+def check_own_model(cfg:dict, st, data):
+    "A model of one's own (02_models): its contract checked on 8 training images, the random state left as it was."
+    if cfg['model'] in MODELS: return
+    x = data.to_float(data.train_x[:8]).to(st.dev)
+    with torch.random.fork_rng(devices=[st.dev] if st.dev.type == 'cuda' else []):
+        check_model(st.model, x, f"model={cfg['model']!r}")
+
 @delegates(make_config)
 def train(progress:bool=True, # show a progress bar with live per-layer rates
           callbacks=(),       # parts of one's own (09_trainer.Callback), on top of the run's
@@ -64,7 +73,7 @@ def train(progress:bool=True, # show a progress bar with live per-layer rates
     if (m := trained_metrics(run, cfg)) is not None: return m
     run.read_checkpoint(cfg, CHECKPOINT_KEYS)             # a foreign or corrupt one: refused now
     # missing files: FileNotFoundError, nothing written
-    data = load_dataset(cfg['dataset'], root=cfg['root'])
+    data = run_data(cfg)
     check_batch_size(cfg, data)
     with run.lock():
         if (m := trained_metrics(run, cfg)) is not None: return m      # finished while we waited
@@ -72,6 +81,7 @@ def train(progress:bool=True, # show a progress bar with live per-layer rates
         if cfg['threads']: torch.set_num_threads(cfg['threads'])
         tune_malloc()
         st = start_run(cfg, ck, run/CHECKPOINT)
+        check_own_model(cfg, st, data)                            # a model of one's own: its contract, first
         run.start(cfg)
         t = Trainer([st], [run], data, ModelStep(st),
                     run_callbacks(cfg, progress) + list(callbacks))

@@ -2,7 +2,7 @@
 write a finished run's files at once instead of training. Used by tests/ and by the inline tests of the notebooks
 18b_tasks and 19_sweep (which put this folder on sys.path)."""
 from pathlib import Path
-from hit_nb.tasks import notebooks_path
+from hit_nb.notebooks import notebook_folder
 
 # training writes config.json, metrics.json and DONE (and fails for seed 13, to have a failing point); evaluation marks
 # the run evaluated with the settings it was given and a fake probe accuracy of threads / 4 (so a test can see the
@@ -48,7 +48,7 @@ def stand_in_notebooks(folder,           # the folder to write them into (create
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name, body in (STAND_INS if bodies is None else bodies).items():
-        nb = nbformat.read(notebooks_path()/f'{name}.ipynb', as_version=4)
+        nb = nbformat.read(notebook_folder()/f'{name}.ipynb', as_version=4)
         params = [c for c in nb.cells if 'parameters' in c.metadata.get('tags', [])]
         nb.cells = params + [nbformat.v4.new_code_cell(body)]
         nbformat.write(nb, folder/f'{name}.ipynb')
