@@ -71,9 +71,12 @@ test: $(STAMP) nbtest pytest
 nbtest: $(STAMP)
 	$(BIN)/nbdev_test --n_workers 2 --skip_file_re $(NB_SKIP) --skip_folder_re '^figures$$'
 
-# both cores: one test file per worker (a file's module fixtures are built once per run)
+# both cores: one test file per worker (a file's module fixtures are built once per run); the longest files first, so
+# that neither worker is left with one of them at the end
+LONG_TESTS = tests/test_sweep.py tests/test_wheel.py tests/test_ensemble.py tests/test_atlas.py
 pytest: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile --durations=15 tests
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile --durations=15 $(LONG_TESTS) \
+	    $(filter-out $(LONG_TESTS),$(sort $(wildcard tests/test_*.py)))
 
 test-slow: $(STAMP)
 	$(BIN)/nbdev_test --n_workers 2 --flags slow --skip_file_re $(NB_SKIP) --skip_folder_re '^figures$$'
