@@ -483,6 +483,9 @@ def from_arrays(name:str,          # the dataset's name (its spec: a path, a reg
     xtr, xte, likelihood = _with_likelihood(xtr, xte, likelihood, source)
     ytr = None if y_train is None else _as_labels(y_train, len(xtr), 'y_train', source)
     yte = None if y_test is None else _as_labels(y_test, len(xte), 'y_test', source)
+    if ytr is not None and max(int(ytr.max()), int(yte.max())) < 1:
+        raise _bad(source, "the labels hold a single class (0): give at least two classes, or no labels (they are "
+                           "optional)")
     return ImageData(name, xtr, ytr, xte, yte, likelihood, n_classes=None)
 
 # %% ../nbs/01_data.ipynb #56011750
