@@ -10,7 +10,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['EXIT_BAD_INPUT', 'ADDED_KEYS', 'ConfigError', 'DiskFull', 'atomic_write', 'write_json', 'read_json', 'save_torch',
-           'load_torch', 'file_lock', 'is_locked', 'dataset_label', 'resolve_device']
+           'load_torch', 'file_lock', 'is_locked', 'dataset_label', 'is_import_path', 'import_object', 'check_new_name',
+           'resolve_device']
 
 # %% ../nbs/00_core.ipynb #7b526db2
 class ConfigError(ValueError):
@@ -145,6 +146,31 @@ def dataset_label(dataset) -> str:
         s = p.stem if p.suffix.lower() == '.npz' else p.name
     elif ':' in s: s = s.rpartition(':')[2]
     return re.sub(r'[^A-Za-z0-9._-]+', '_', s) or 'data'
+
+# %% ../nbs/00_core.ipynb #67ef7b79
+def is_import_path(s) -> bool:
+    "Whether `s` reads as 'package.module:name'."
+    import re
+    return isinstance(s, str) and re.fullmatch(r'[A-Za-z_][\w.]*:[A-Za-z_]\w*', s) is not None
+
+def import_object(spec:str,  # 'package.module:name'
+                  param:str, # the parameter that named it, for the error
+                 ):
+    "The object named by `spec`; ConfigError naming `param` and what failed."
+    import importlib
+    mod, _, attr = spec.partition(':')
+    try: return getattr(importlib.import_module(mod), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"{param}={spec!r} cannot be imported ({type(e).__name__}: {e}): give "
+                          "'package.module:name' of a module on this Python's path") from None
+
+def check_new_name(name, # a name to register something under
+                   taken, # the built-in names
+                  ) -> str:
+    "`name` if it can name something of one's own: a new string without '/' or ':'; ConfigError otherwise."
+    if not isinstance(name, str) or not name or any(c in name for c in '/:\\') or name in taken:
+        raise ConfigError(f"name={name!r}: give a new name without '/' or ':' (not one of {', '.join(taken)})")
+    return name
 
 # %% ../nbs/00_core.ipynb #426d900b
 def resolve_device(device='auto'): # 'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ... (or a torch.device)

@@ -4,11 +4,11 @@
 
 # %% ../nbs/01_data.ipynb #613f5662
 from __future__ import annotations
-import gzip, importlib, importlib.util, math, operator, os, re
+import gzip, importlib.util, math, operator, os
 from pathlib import Path
 import numpy as np, torch
 from fastcore.basics import patch, store_attr
-from .core import ConfigError
+from .core import ConfigError, check_new_name, import_object, is_import_path
 
 # %% auto #0
 __all__ = ['DATASETS', 'IMAGE_SUFFIXES', 'TEST_FRACTION', 'NPZ_ARRAYS', 'torchvision_compat', 'default_root', 'ImageData',
@@ -600,18 +600,9 @@ def register_dataset(name:str,  # the name to load it by; not a built-in one, no
                      loader,    # a function () -> ImageData, or a dict of arrays x_train, x_test[, y_train, y_test]
                     ):
     "Make `name` a dataset of `load_dataset` in this process."
-    if not isinstance(name, str) or not name or any(c in name for c in '/:\\') or name in DATASETS:
-        raise ConfigError(f"name={name!r}: give a new name without '/' or ':' (not one of {', '.join(DATASETS)})")
+    check_new_name(name, DATASETS)
     if not callable(loader): raise ConfigError(f"loader={loader!r}: give a function that returns the arrays")
     _REGISTERED[name] = loader
-
-def _import(spec:str):
-    "The object named by 'package.module:name'; ConfigError saying what failed."
-    mod, _, attr = spec.partition(':')
-    try: return getattr(importlib.import_module(mod), attr)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"{spec!r} cannot be imported ({type(e).__name__}: {e}): give 'package.module:name' of a "
-                          "module on this Python's path") from None
 
 def _from_loader(name:str, loader, likelihood) -> ImageData:
     "What a loader returns, as an ImageData of `name`."
@@ -634,7 +625,7 @@ def dataset_kind(name) -> str:
         p = Path(name).expanduser()
         if p.suffix.lower() == '.npz': return 'npz'
         if p.is_dir(): return 'folder'
-        if isinstance(name, str) and re.fullmatch(r'[A-Za-z_][\w.]*:[A-Za-z_]\w*', name): return 'import'
+        if is_import_path(name): return 'import'
     where = (f" (there is no folder {Path(name).expanduser().resolve()})"
              if isinstance(name, (str, os.PathLike)) and ('/' in str(name) or os.sep in str(name)) else '')
     raise ConfigError(f"dataset={str(name)!r} is unknown{where}: use one of {DATASETS} ('mnist5k' needs no files), "
@@ -663,7 +654,7 @@ def _load_own(kind:str, spec:str, likelihood) -> ImageData:
     if key not in _OWN:
         if kind == 'folder': data = load_image_folder(spec, likelihood)
         elif kind == 'npz': data = load_npz(spec, likelihood)
-        else: data = _from_loader(spec, _REGISTERED[spec] if kind == 'registered' else _import(spec), likelihood)
+        else: data = _from_loader(spec, _REGISTERED[spec] if kind == 'registered' else import_object(spec, 'dataset'), likelihood)
         if len(_OWN) >= 4: _OWN.pop(next(iter(_OWN)))
         _OWN[key] = data
     return _OWN[key]

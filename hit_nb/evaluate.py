@@ -169,9 +169,8 @@ def evaluate_run(run_dir,                 # a DONE run directory (09b_train)
         root = root if root is not None else cfg.get('root')
         data = run_data(cfg, root)
         if data.labelled:
-            path = Path(classifier) if classifier is not None else classifier_path(cfg['dataset'], root)
             clf = _classifier(classifier, cfg['dataset'], root, dev, progress)
-            acc, path = dict(classifier_accuracy=float(clf.test_accuracy)), str(path.expanduser().absolute())
+            acc, path = dict(classifier_accuracy=float(clf.test_accuracy)), str(Path(clf.path).absolute())
         else:
             if classifier is not None:
                 raise ConfigError(f"classifier={str(classifier)!r}: dataset {cfg['dataset']!r} has no labels, so no "

@@ -4,10 +4,10 @@
 
 # %% ../nbs/02_models.ipynb #a4ddb9fc
 from __future__ import annotations
-import importlib, math, re
+import math
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import store_attr
-from .core import ConfigError
+from .core import ConfigError, check_new_name, import_object, is_import_path
 
 # %% auto #0
 __all__ = ['IMAGE_SIZES', 'MODELS', 'ARCHS', 'mid_conv_args', 'check_image_shape', 'down2', 'gauss_params', 'randn_like', 'HVAE',
@@ -233,8 +233,7 @@ def register_model(name:str,  # the name to build it by; not 'ghvae' or 'lvae', 
                    factory,   # a class or function (shape=, n_layers=, likelihood=, sigma_x=) -> nn.Module
                   ):
     "Make `name` a model of `build_model` in this process."
-    if not isinstance(name, str) or not name or any(c in name for c in '/:\\') or name in MODELS:
-        raise ConfigError(f"name={name!r}: give a new name without '/' or ':' (not one of {', '.join(MODELS)})")
+    check_new_name(name, tuple(MODELS))
     if not callable(factory): raise ConfigError(f"factory={factory!r}: give a class or a function that builds it")
     _OWN_MODELS[name] = factory
 
@@ -242,13 +241,7 @@ def model_factory(model:str):
     "The class or function that builds `model`: a built-in, a registered one, or 'package.module:name'."
     if model in MODELS: return MODELS[model]
     if model in _OWN_MODELS: return _OWN_MODELS[model]
-    if isinstance(model, str) and re.fullmatch(r'[A-Za-z_][\w.]*:[A-Za-z_]\w*', model):
-        mod, _, attr = model.partition(':')
-        try: f = getattr(importlib.import_module(mod), attr)
-        except (ImportError, AttributeError) as e:
-            raise ConfigError(f"model={model!r} cannot be imported ({type(e).__name__}: {e}): give "
-                              "'package.module:name' of a module on this Python's path") from None
-        if callable(f): return f
+    if is_import_path(model) and callable(f := import_object(model, 'model')): return f
     raise ConfigError(f"model={model!r} is unknown: use {' or '.join(MODELS)}, a name registered with register_model, "
                       "or 'package.module:MyHVAE'")
 
