@@ -20,17 +20,22 @@ TARGETS ?= $(DEMO)/targets/results.csv
 ATLAS   ?= $(DEMO)/atlas/points/results.csv
 FIGDIR  ?= figures
 PREFIX  ?=
-# make sweep: a named grid at paper scale on every local GPU (GRID=paper: 441 runs, ~2 GPU-hours each)
+# make sweep: a named grid at paper scale on every local GPU (GRID=paper: 441 runs, ~2 GPU-hours each); CLUSTER=slurm
+# (or pbs) submits the runs as batch jobs from a login node, with the job's settings in SWEEP_OPTS, e.g.
+# make sweep CLUSTER=slurm SWEEP_OPTS='--partition gpu --account myproject --walltime 12:00:00'
 GRID    ?= paper
 DATASET ?= svhn
 MODEL   ?= ghvae
 ROOT    ?=
+CLUSTER ?=
+SWEEP_OPTS ?=
 
 help:
 	@echo "make demo   - train a two-layer HVAE on the bundled offline digits (creates .venv on first use)"
 	@echo "make test   - library notebook tests (nbdev_test) + integration tests (pytest)"
 	@echo "make bench  - training-step speed benchmark against a reference-style step"
 	@echo "make sweep GRID=paper DATASET=svhn MODEL=ghvae - train + evaluate a beta grid (hit_sweep; GPUs used when present)"
+	@echo "make sweep ... CLUSTER=slurm SWEEP_OPTS='--partition gpu' - the same grid in SLURM (or pbs) batch jobs"
 	@echo "make bench-sweep - sweep throughput (runs/hour) on the demo grid against the reference's way and hit_nb in a loop"
 
 $(STAMP): setup.py settings.ini constraints.txt
@@ -64,7 +69,8 @@ figures: $(STAMP)
 	               atlas=a if os.path.isfile(a) else None)"
 
 sweep: $(STAMP)
-	$(BIN)/hit_sweep --grid $(GRID) --dataset $(DATASET) --model $(MODEL) --gpus auto $(if $(ROOT),--root $(ROOT),)
+	$(BIN)/hit_sweep --grid $(GRID) --dataset $(DATASET) --model $(MODEL) $(if $(CLUSTER),--$(CLUSTER),--gpus auto) \
+	    $(if $(ROOT),--root $(ROOT),) $(SWEEP_OPTS)
 
 test: $(STAMP) nbtest pytest
 

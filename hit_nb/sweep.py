@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 from fastcore.script import call_parse
 from .core import EXIT_BAD_INPUT, ConfigError, DiskFull, dataset_label
+from .clusters import WorkerKeeper, auto_jobs, check_jobs, is_jobqueue, pbs_cluster, slurm_cluster
 from .models import MODELS, model_factory
 from .grids import grid_points, parse_targets, sweep_name, target_points
 from .run_dir import RunDir
@@ -141,7 +142,7 @@ def _classifier_task(dataset:str, root, out:str, task:dict) -> str:
                            f"{dataset} -p out {out}")
     return str(out)
 
-def _train_classifiers(client, todo:list, clfs:dict, task:dict, progress:bool):
+def _train_classifiers(client, todo:list, clfs:dict, task:dict, progress:bool, keeper=None):
     """Train on the cluster the IS classifiers of `todo`
     whose files are missing, one task each; wait for them."""
     import hit_nb.sweep as mod
@@ -151,17 +152,17 @@ def _train_classifiers(client, todo:list, clfs:dict, task:dict, progress:bool):
         if progress:
             print(f"training the {dataset_label(ds)} domain classifier for the Inception Score once, on a worker: "
                   f"{clfs[ds]}", flush=True)
-    client.gather([client.submit(mod._classifier_task, ds, root, clfs[ds], task, pure=False,
-                                 key=f'classifier-{ds}')
-                   for ds, root in missing])
+    _gather([client.submit(mod._classifier_task, ds, root, clfs[ds], task, pure=False, key=f'classifier-{ds}')
+             for ds, root in missing], keeper)
 
 # %% ../nbs/19_sweep.ipynb #23c4dd9e
 def _set_allowed_failures(n, dask_scheduler=None): dask_scheduler.allowed_failures = n
 
 @contextmanager
-def _client(scheduler, n_workers, threads, gpus, runs_per_gpu, allowed_failures):
-    """A Dask client of `scheduler`, or of a LocalCluster
-    started here for the sweep (and closed afterwards)."""
+def _client(scheduler, n_workers, threads, gpus, runs_per_gpu, allowed_failures, jobs=None, start_timeout=3600,
+            progress=True):
+    """A Dask client of `scheduler`, or of a LocalCluster started here for the sweep (and closed afterwards), and the
+    `WorkerKeeper` that submits a batch cluster's jobs and waits at most `start_timeout` s without a worker."""
     import dask
     from distributed import Client, LocalCluster
     # workers import functions by reference, also when this runs in a notebook
@@ -180,7 +181,19 @@ def _client(scheduler, n_workers, threads, gpus, runs_per_gpu, allowed_failures)
                                    dashboard_address=None, silence_logs=logging.ERROR)
     with cluster, Client(scheduler if scheduler is not None else cluster) as client:     # closed in reverse order
         client.run_on_scheduler(mod._set_allowed_failures, allowed_failures)
-        yield client
+        keeper = WorkerKeeper(client, scheduler if is_jobqueue(scheduler) else None, jobs, start_timeout,
+                              say=None if progress else (lambda msg: None))
+        yield client, keeper.start()
+
+def _gather(futs:list, keeper=None) -> list:
+    "The results of `futs`, keeping the workers (`WorkerKeeper.check`) while they run."
+    from distributed import wait
+    while keeper is not None:
+        try:
+            wait(futs, timeout=1)
+            break
+        except TimeoutError: keeper.check()
+    return [f.result() for f in futs]
 
 # %% ../nbs/19_sweep.ipynb #23b588e5
 def _executing(dask_worker=None) -> list:
@@ -259,7 +272,7 @@ def _submit(client, todo:list, clfs:dict, task:dict, ensemble:int=1) -> dict:
     for p in singles: futs.update(_submit_point(client, p, clfs, task))
     return futs
 
-def _ensemble_size(client, todo:list, ensemble, task:dict, progress:bool) -> int:
+def _ensemble_size(client, todo:list, ensemble, task:dict, progress:bool, keeper=None) -> int:
     """Members per ensemble: `ensemble`; for 'auto' 1 on the CPU and for models of one's own, on GPUs what a worker
     measures to fit (else 1)."""
     import hit_nb.sweep as mod
@@ -270,8 +283,8 @@ def _ensemble_size(client, todo:list, ensemble, task:dict, progress:bool) -> int
                 else ensemble)    # on the CPU an ensemble is slower than runs side by side
     n_slots = max(1, len(client.scheduler_info()['workers']))
     try:
-        k = client.submit(mod._ensemble_size_task, train, n_slots, task, pure=False,
-                          key='ensemble-size').result()
+        k, = _gather([client.submit(mod._ensemble_size_task, train, n_slots, task, pure=False,
+                                    key='ensemble-size')], keeper)
     except Exception as e:
         print(f"ensemble='auto': the GPU memory probe failed ({type(e).__name__}: "
               f"{str(e)[-300:]}); training one run per point", file=sys.stderr, flush=True)
@@ -289,12 +302,15 @@ def _submit_point(client, p:dict, clfs:dict, task:dict) -> dict:
     return {client.submit(mod._sweep_task, p, clfs[p['dataset']], task, pure=False, key=key):
             ([p], time.monotonic(), key)}
 
-def _collect(client, futs:dict, bar:_Progress, clfs:dict, task:dict):
-    """Wait for every task, counting each outcome on the bar;
-    a trained ensemble member goes on to be evaluated."""
+def _collect(client, futs:dict, bar:_Progress, clfs:dict, task:dict, keeper=None):
+    """Wait for every task, counting each outcome on the bar; a trained ensemble member goes on to be evaluated; the
+    keeper replaces batch jobs that ended and fails the sweep after its start_timeout without any worker."""
     from distributed import as_completed
-    ac = as_completed(futs)
+    ac, checked = as_completed(futs), time.monotonic()
     while ac.count():
+        if keeper is not None and time.monotonic() - checked >= 1:
+            keeper.check()
+            checked = time.monotonic()
         for f in ac.next_batch(block=False):
             points, submitted, _ = futs.pop(f)
             for p, r in zip(points, _results(f, points, submitted)):
@@ -335,6 +351,16 @@ def _check_counts(n_workers, threads_per_worker, runs_per_gpu, allowed_failures,
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ConfigError(f"timeout={timeout!r}: seconds > 0, or None")
 
+def _check_batch_args(scheduler, jobs, start_timeout):
+    "ConfigError for a job count without a batch cluster, or one that is not >= 1, or a start_timeout not > 0."
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ConfigError(f"jobs={jobs!r}: an integer >= 1, or None (enough for the grid)")
+    if jobs is not None and not is_jobqueue(scheduler):
+        raise ConfigError(f"jobs={jobs}: only a batch cluster (slurm_cluster, pbs_cluster; hit_sweep --slurm/--pbs) "
+                          "has jobs; leave jobs out")
+    if isinstance(start_timeout, bool) or not (isinstance(start_timeout, (int, float)) and start_timeout > 0):
+        raise ConfigError(f"start_timeout={start_timeout!r}: seconds > 0")
+
 def _sweep_folder(points, sweep_dir) -> Path:
     """The sweep folder (None: the points' common folder);
     ConfigError if it is a file or a run directory is not in it."""
@@ -368,12 +394,15 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
               fresh_kernels:bool=False,# every notebook in a papermill subprocess, not in the workers' kept kernels
               reevaluate:bool=False,  # evaluate again the runs evaluated with other settings (else: refused)
               ensemble='auto',        # points trained as one vmapped program per task: 'auto' (GPU: what fits) or K
+              jobs:int=None,          # a batch cluster's jobs, kept queued or running (None: its own, else the grid's)
+              start_timeout:float=3600, # seconds without any Dask worker (jobs pending, refused, failing) before failing
              ) -> pd.DataFrame:
     """Train and evaluate every unfinished point on a Dask cluster,
     resuming partial runs; returns and writes the table."""
     points = [dict(p) for p in points]
     if not points: raise ConfigError("points: the grid is empty; make it with grid_points(...)")
     _check_counts(n_workers, threads_per_worker, runs_per_gpu, allowed_failures, timeout, ensemble)
+    _check_batch_args(scheduler, jobs, start_timeout)
     sweep_dir, nbs = _sweep_folder(points, sweep_dir), notebook_folder(notebooks_dir)
     check_points(points, eval_params, nbs)
     ensemble = _ensemble_arg(ensemble)
@@ -391,6 +420,7 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
     clfs = classifier_files(points, classifier)
     wants = [point_eval_settings(p, clfs[p['dataset']], eval_params) for p in points]
     check_existing(points, wants, reevaluate)
+    if is_jobqueue(scheduler): check_jobs(scheduler)      # the batch scheduler would run the jobs (SLURM: asked now)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     todo = [p for p, w in zip(points, wants) if not point_finished(p, retry_failed, w)]
     if todo:
@@ -400,16 +430,17 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
         task = dict(eval_params=eval_params, timeout=timeout, retry_failed=retry_failed,
                     notebooks_dir=str(nbs), threads=threads_per_worker, gpus=gpus,
                     runs_per_gpu=runs_per_gpu, fresh_kernels=fresh_kernels)
+        if is_jobqueue(scheduler): jobs = jobs or len(scheduler.worker_spec) or auto_jobs(scheduler, len(todo))
         with _client(scheduler, n_workers, threads_per_worker, gpus, runs_per_gpu,
-                     allowed_failures) as client:
-            _train_classifiers(client, todo, clfs, task, progress)
+                     allowed_failures, jobs, start_timeout, progress) as (client, keeper):
+            _train_classifiers(client, todo, clfs, task, progress, keeper)
             futs = _submit(client, todo, clfs, task,
-                           _ensemble_size(client, todo, ensemble, task, progress))
+                           _ensemble_size(client, todo, ensemble, task, progress, keeper))
             keys = {key: len(pts) for pts, _, key in futs.values()}
             _collect(client, futs,
                      _Progress(client, keys, len(points), counts, 'sweep '
                                                                   f'{sweep_dir.name}', progress),
-                     clfs, task)
+                     clfs, task, keeper)
     df = results_table(sweep_dir)
     write_results(df, sweep_dir/'results.csv')
     if any(c.startswith('acc_') and df[c].notna().any() for c in df):
@@ -432,6 +463,27 @@ def _summary(sweep_dir, df, tool) -> bool:
               "again", file=sys.stderr)
     return not bad
 
+def _split(lines:str|None) -> list:
+    "';'-separated directives or shell lines of the command line, as a list."
+    return [l.strip() for l in (lines or '').split(';') if l.strip()]
+
+def _batch_cluster(slurm, pbs, scheduler, sweep_dir, **kwargs) -> tuple:
+    """hit_sweep --slurm / --pbs: the batch cluster (no job submitted yet), its jobs named after the sweep and logging
+    into <sweep_dir>/jobs/; and the folders that made, to remove again if the sweep is refused."""
+    if slurm and pbs: raise ConfigError("--slurm and --pbs: choose one batch system")
+    if scheduler: raise ConfigError(f"--scheduler {scheduler} with --{'slurm' if slurm else 'pbs'}: the sweep starts "
+                                    "its own scheduler here and submits the workers' jobs; give one of the two")
+    logs = Path(sweep_dir).absolute()/'jobs'
+    made = [d for d in (logs.parent, logs) if not d.exists()]
+    make = slurm_cluster if slurm else pbs_cluster
+    return make(job_name=f'hit-{logs.parent.name}', log_directory=str(logs), **kwargs), made
+
+def _close(cluster, made=()):
+    "Close the batch cluster of hit_sweep (its jobs cancelled); remove the empty folders a refused sweep made."
+    if cluster is not None: cluster.close()
+    for d in reversed(made):
+        if d.is_dir() and not any(d.iterdir()): d.rmdir()
+
 @call_parse
 def hit_sweep(grid:str='demo',       # paper (21x21), demo (5x5), tiny, diag, row:<beta1>, col:<beta2>, '<b2s>x<b1s>'
               dataset:str='mnist5k', # mnist5k, mnist, svhn, cifar10, or your own: a folder, an .npz, 'pkg.mod:fn'
@@ -450,6 +502,19 @@ def hit_sweep(grid:str='demo',       # paper (21x21), demo (5x5), tiny, diag, ro
               gpus:str=None,         # 'auto' (every visible GPU) or GPU ids, e.g. '0,1'
               runs_per_gpu:int=2,    # runs sharing one GPU
               scheduler:str=None,    # address of a running Dask scheduler, e.g. tcp://login1:8786
+              slurm:bool=False,      # run the points in SLURM batch jobs submitted from here (a login node)
+              pbs:bool=False,        # run the points in PBS Pro batch jobs submitted from here
+              jobs:int=None,         # --slurm/--pbs: jobs kept queued or running (default: enough for the grid, <= 32)
+              cores:int=8,           # --slurm/--pbs: CPUs per job
+              memory:str='32GB',     # --slurm/--pbs: memory per job
+              gpus_per_job:int=1,    # --slurm/--pbs: GPUs per job, runs_per_gpu runs on each (0: CPU jobs of cores // threads runs)
+              walltime:str='08:00:00', # --slurm/--pbs: time limit per job; a run cut off resumes in the next job
+              partition:str=None,    # --slurm/--pbs: SLURM partition / PBS queue (default: the scheduler's default)
+              account:str=None,      # --slurm/--pbs: account to charge
+              directives:str=None,   # --slurm/--pbs: more job directives, ';'-separated: --directives='--constraint=a100;--qos=long'
+              prologue:str=None,     # --slurm/--pbs: shell lines run before the workers, ';'-separated: 'module load cuda'
+              interface:str=None,    # --slurm/--pbs: network interface the nodes reach this machine on, e.g. ib0
+              start_timeout:float=3600, # seconds without any worker (jobs pending, refused, failing) before giving up
               timeout:float=None,    # seconds per run before it is killed and recorded as 'timeout'
               retry_failed:bool=False, # run failed, diverged and timed-out points again
               reevaluate:bool=False, # evaluate again the runs evaluated with other settings (e.g. another --n_samples)
@@ -461,6 +526,7 @@ def hit_sweep(grid:str='demo',       # paper (21x21), demo (5x5), tiny, diag, ro
              ):
     """Train and evaluate a (beta2, beta1) grid into
     <sweep_dir>/results.csv; exit 0 done, 1 some failed, 2 bad input."""
+    cluster, made = None, []
     try:
         tp = {k: v for k,
               v in dict(epochs=epochs, batch_size=batch_size, lr=lr, root=root, likelihood=likelihood).items()
@@ -468,21 +534,35 @@ def hit_sweep(grid:str='demo',       # paper (21x21), demo (5x5), tiny, diag, ro
         if not tensorboard: tp['tensorboard'] = False
         sweep_dir = sweep_dir or str(Path('runs')/'sweeps'/sweep_name(grid, dataset, model))
         points = grid_points(grid, dataset, model, sweep_dir=sweep_dir, seed=seed, **tp)
-        df = run_sweep(points, sweep_dir, scheduler=scheduler, n_workers=workers,
+        if slurm or pbs:
+            cluster, made = _batch_cluster(slurm, pbs, scheduler, sweep_dir, cores=cores, memory=memory,
+                                           gpus_per_job=gpus_per_job, runs_per_gpu=runs_per_gpu,
+                                           threads_per_worker=threads, walltime=walltime, partition=partition,
+                                           account=account, job_extra_directives=_split(directives),
+                                           job_script_prologue=_split(prologue), interface=interface)
+            if gpus is None and gpus_per_job: gpus = 'auto'        # each worker takes a GPU of its job
+        df = run_sweep(points, sweep_dir, scheduler=cluster or scheduler, n_workers=workers,
                        threads_per_worker=threads, gpus=gpus, runs_per_gpu=runs_per_gpu,
                        timeout=timeout, retry_failed=retry_failed, classifier=classifier,
                        eval_params=None if n_samples is None else dict(n_samples=n_samples),
                        progress=not quiet, notebooks_dir=notebooks_dir, fresh_kernels=fresh_kernels,
-                       reevaluate=reevaluate, ensemble=ensemble)
+                       reevaluate=reevaluate, ensemble=ensemble, jobs=jobs, start_timeout=start_timeout)
     except (ConfigError, FileNotFoundError) as e:
+        _close(cluster, made)
         print(f'hit_sweep: error: {e}', file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     except DiskFull as e:
+        _close(cluster)
         print(f'hit_sweep: error: {e.strerror}', file=sys.stderr)
         sys.exit(1)
-    except RuntimeError as e:                                  # the IS classifier could not be trained on the cluster
+    except RuntimeError as e:         # no worker came (NoWorkers), or the IS classifier could not be trained on the cluster
+        _close(cluster)
         print(f'hit_sweep: error: {e}', file=sys.stderr)
         sys.exit(1)
+    except BaseException:
+        _close(cluster)
+        raise
+    _close(cluster)
     if not _summary(sweep_dir, df, 'hit_sweep'): sys.exit(1)
 
 # %% ../nbs/19_sweep.ipynb #5017587d

@@ -1,6 +1,6 @@
-import os, signal, sys, subprocess, time
+import os, re, signal, sys, subprocess, time
 from pathlib import Path
-import pytest, torch
+import pandas as pd, pytest, torch
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -48,3 +48,16 @@ def crash_after(epoch:int):
     def f(t):
         if t.epoch + 1 == epoch: raise KeyboardInterrupt
     return AfterEpoch(f)
+
+# sweeps of the same grid: the only columns that may differ between two of them
+TIMING = ['run_dir', 'train_seconds']
+
+def assert_same_results(a, b):
+    "Every deterministic column equal, exactly (both tables read from results.csv)."
+    a, b = (x.drop(columns=TIMING).reset_index(drop=True) for x in (a, b))
+    for x in (a, b): x['reason'] = x['reason'].astype(object).where(x['reason'].notna(), None)   # all-empty: float or str dtype
+    pd.testing.assert_frame_equal(a, b, check_exact=True, check_dtype=False)   # values bit for bit; a NaN row elsewhere turns ints to floats
+
+def first_step(run_dir):
+    "The training step the (last) train.ipynb of a run started from, read off its progress bar: 0 for a fresh run, 8 after 1 epoch."
+    return int(re.search(r'(\d+)/16 \[', (Path(run_dir)/'train.ipynb').read_text()).group(1))

@@ -7,13 +7,12 @@ from hit_nb.grids import grid_points
 from hit_nb.results import results_table
 from hit_nb.run_dir import RunDir
 from hit_nb.classifiers import train_classifier
-from conftest import BIN, ROOT, run
+from conftest import BIN, ROOT, TIMING, assert_same_results, first_step, run
 
 def run_status(d): return RunDir(d).status()
 
 TINY = dict(epochs=2, batch_size=500)          # 8 steps per epoch on mnist5k
 EVAL = dict(n_samples=500)
-TIMING = ['run_dir', 'train_seconds']           # the only columns that may differ between two sweeps of the same grid
 METRICS = ['rate_z2', 'rate_z1', 'rate', 'distortion', 'psnr', 'is', 'is_std', 'is_diversity', 'is_sharpness', 'mi_z2', 'mi_z1',
            *[f'acc_{p}_{l}' for p in ('logreg', 'linsvm', 'rbfsvm', 'knn') for l in ('mu2', 'mu1')], 'acc_bound_z2', 'acc_bound_rate_z2',
            'label_entropy', 'classifier_accuracy', 'n_params', 'train_seconds']
@@ -32,12 +31,6 @@ def sweep(sweep_dir, clf, pts=None, **kw):
 
 def csv(sweep_dir): return pd.read_csv(Path(sweep_dir)/'results.csv')
 
-def assert_same_results(a, b):
-    "Every deterministic column equal, exactly (both tables read from results.csv)."
-    a, b = (x.drop(columns=TIMING).reset_index(drop=True) for x in (a, b))
-    for x in (a, b): x['reason'] = x['reason'].astype(object).where(x['reason'].notna(), None)   # all-empty: float or str dtype
-    pd.testing.assert_frame_equal(a, b, check_exact=True, check_dtype=False)   # values bit for bit; a NaN row elsewhere turns ints to floats
-
 def assert_clean(run_dir, killed=False):
     "No half-written file under a real name: every notebook and JSON file parses, the checkpoint loads; hidden debris only right after a kill."
     run_dir = Path(run_dir)
@@ -45,10 +38,6 @@ def assert_clean(run_dir, killed=False):
     for f in run_dir.iterdir():
         if f.suffix in ('.json', '.ipynb') and not f.name.startswith('.'): json.loads(f.read_text())
     if (run_dir/'checkpoint.pt').exists(): torch.load(run_dir/'checkpoint.pt', weights_only=True)
-
-def first_step(run_dir):
-    "The training step the (last) train.ipynb of a run started from, read off its progress bar: 0 for a fresh run, 8 after 1 epoch."
-    return int(re.search(r'(\d+)/16 \[', (Path(run_dir)/'train.ipynb').read_text()).group(1))
 
 def wait_gone(procs, timeout=30):
     "Wait for processes to exit; kill and return the ones still alive after `timeout` s."
