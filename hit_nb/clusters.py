@@ -38,7 +38,7 @@ def _recording(job_cls):
     Job.__name__ = Job.__qualname__ = job_cls.__name__
     return Job
 
-# %% ../nbs/18d_clusters.ipynb #44385119
+# %% ../nbs/18d_clusters.ipynb #75a709a0
 def _jobqueue(kind:str,                 # 'slurm' or 'pbs'
               jobs:int=0,               # batch jobs to submit now (.scale(jobs=N)); 0: when a sweep starts
               cores:int=8,              # CPUs per job
@@ -50,10 +50,10 @@ def _jobqueue(kind:str,                 # 'slurm' or 'pbs'
               partition:str=None,       # SLURM partition / PBS queue (None: the scheduler's default)
               account:str=None,         # account to charge
               job_name:str='hit-sweep', # the jobs' name in squeue / qstat (and the workers' name prefix)
-              log_directory:str=None,   # folder of the jobs' output, <job_name>-<job id>.out/.err (None: the scheduler's)
+              log_directory:str=None,   # folder of the jobs' <job_name>-<job id>.out/.err (None: the scheduler's)
               job_extra_directives=(),  # more #SBATCH / #PBS lines, e.g. ['--constraint=a100']
               job_script_prologue=(),   # shell lines before the workers start, e.g. ['module load cuda']
-              interface:str=None,       # network interface the nodes reach the driver on, e.g. 'ib0' (None: the default)
+              interface:str=None,       # network interface the nodes reach the driver on, e.g. 'ib0' (None: default)
               python:str=None,          # the nodes' Python with hit_nb installed (None: this interpreter)
               **kwargs,                 # anything else dask_jobqueue.SLURMCluster / PBSCluster take
              ):

@@ -395,7 +395,7 @@ def run_sweep(points,                 # the points of `grid_points` / `target_po
               reevaluate:bool=False,  # evaluate again the runs evaluated with other settings (else: refused)
               ensemble='auto',        # points trained as one vmapped program per task: 'auto' (GPU: what fits) or K
               jobs:int=None,          # a batch cluster's jobs, kept queued or running (None: its own, else the grid's)
-              start_timeout:float=3600, # seconds without any Dask worker (jobs pending, refused, failing) before failing
+              start_timeout:float=3600, # seconds without any Dask worker (jobs pending or failing) before failing
              ) -> pd.DataFrame:
     """Train and evaluate every unfinished point on a Dask cluster,
     resuming partial runs; returns and writes the table."""
@@ -507,12 +507,12 @@ def hit_sweep(grid:str='demo',       # paper (21x21), demo (5x5), tiny, diag, ro
               jobs:int=None,         # --slurm/--pbs: jobs kept queued or running (default: enough for the grid, <= 32)
               cores:int=8,           # --slurm/--pbs: CPUs per job
               memory:str='32GB',     # --slurm/--pbs: memory per job
-              gpus_per_job:int=1,    # --slurm/--pbs: GPUs per job, runs_per_gpu runs on each (0: CPU jobs of cores // threads runs)
+              gpus_per_job:int=1,    # --slurm/--pbs: GPUs per job, runs_per_gpu runs each (0: cores // threads runs)
               walltime:str='08:00:00', # --slurm/--pbs: time limit per job; a run cut off resumes in the next job
               partition:str=None,    # --slurm/--pbs: SLURM partition / PBS queue (default: the scheduler's default)
               account:str=None,      # --slurm/--pbs: account to charge
-              directives:str=None,   # --slurm/--pbs: more job directives, ';'-separated: --directives='--constraint=a100;--qos=long'
-              prologue:str=None,     # --slurm/--pbs: shell lines run before the workers, ';'-separated: 'module load cuda'
+              directives:str=None,   # --slurm/--pbs: more job directives, ';'-separated: --directives='--qos=long'
+              prologue:str=None,     # --slurm/--pbs: shell lines before the workers, ';'-separated: 'module load cuda'
               interface:str=None,    # --slurm/--pbs: network interface the nodes reach this machine on, e.g. ib0
               start_timeout:float=3600, # seconds without any worker (jobs pending, refused, failing) before giving up
               timeout:float=None,    # seconds per run before it is killed and recorded as 'timeout'
@@ -541,7 +541,7 @@ def hit_sweep(grid:str='demo',       # paper (21x21), demo (5x5), tiny, diag, ro
                                            account=account, job_extra_directives=_split(directives),
                                            job_script_prologue=_split(prologue), interface=interface)
             if gpus is None and gpus_per_job: gpus = 'auto'        # each worker takes a GPU of its job
-        df = run_sweep(points, sweep_dir, scheduler=cluster or scheduler, n_workers=workers,
+        df = run_sweep(points, sweep_dir, scheduler=scheduler if cluster is None else cluster, n_workers=workers,
                        threads_per_worker=threads, gpus=gpus, runs_per_gpu=runs_per_gpu,
                        timeout=timeout, retry_failed=retry_failed, classifier=classifier,
                        eval_params=None if n_samples is None else dict(n_samples=n_samples),
@@ -555,7 +555,7 @@ def hit_sweep(grid:str='demo',       # paper (21x21), demo (5x5), tiny, diag, ro
         _close(cluster)
         print(f'hit_sweep: error: {e.strerror}', file=sys.stderr)
         sys.exit(1)
-    except RuntimeError as e:         # no worker came (NoWorkers), or the IS classifier could not be trained on the cluster
+    except RuntimeError as e:         # no worker came (NoWorkers), or the IS classifier could not be trained
         _close(cluster)
         print(f'hit_sweep: error: {e}', file=sys.stderr)
         sys.exit(1)

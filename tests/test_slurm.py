@@ -66,24 +66,10 @@ def reference(tmp_path_factory, clf):
     run_sweep(points(d), n_workers=2, classifier=clf, eval_params=dict(n_samples=500), progress=False)
     return csv(d)
 
-def test_slurm_sweep_equals_local(slurm, reference, clf, tmp_path):
-    "run_sweep through slurm_cluster: two batch jobs named after the sweep, the LocalCluster's table, no job left."
-    d = tmp_path/'sweep'
-    cluster = slurm_cluster(job_name='hit-test-equal', log_directory=tmp_path/'jobs', **CPU_JOB)
-    try:
-        run_sweep(points(d), scheduler=cluster, jobs=2, classifier=clf, eval_params=dict(n_samples=500),
-                  progress=False)
-        assert squeue('-n', 'hit-test-equal'), 'the sweep had no job of its name while it ran'
-    finally:
-        cluster.close()
-    assert_same_results(csv(d), reference)
-    logs = sorted(p.name for p in (tmp_path/'jobs').glob('*.out'))
-    assert len(logs) == 2 and all(n.startswith('hit-test-equal-') for n in logs), logs
-    assert no_jobs_left('-n', 'hit-test-equal')                    # closing the cluster cancelled its jobs
-
-def test_scancel_mid_run_resumes(slurm, reference, clf, tmp_path):
-    """hit_sweep --slurm with one job of two workers: the job is scancelled while a run is mid-training; the sweep
-    submits a new job, the run resumes from its checkpoint (step 8 of 16) and the table equals the LocalCluster's."""
+def test_slurm_sweep_survives_scancel(slurm, reference, clf, tmp_path):
+    """hit_sweep --slurm (slurm_cluster) with one job of two workers, named after the sweep: the job is scancelled while
+    a run is mid-training; the sweep submits a new job, the run resumes from its checkpoint (step 8 of 16), the table
+    equals the LocalCluster's value for value, and no job is left when the sweep ends."""
     d = tmp_path/'sweep'
     args = [str(BIN/'hit_sweep'), '--grid', GRID, '--sweep_dir', str(d), '--epochs', '2', '--batch_size', '500',
             '--n_samples', '500', '--classifier', str(clf), '--slurm', '--jobs', '1', '--gpus_per_job', '0',
@@ -95,15 +81,16 @@ def test_scancel_mid_run_resumes(slurm, reference, clf, tmp_path):
         victims = [r for r in d.glob('mnist5k-*') if (r/'checkpoint.pt').exists() and not (r/'DONE').exists()]
         time.sleep(0.05)
     assert victims, 'no run caught mid-training'
-    job, = squeue('-n', 'hit-sweep')
+    job, = squeue('-n', 'hit-sweep')                                   # the sweep's one job, by its name
     subprocess.run(['scancel', job], check=True, timeout=60)
     out, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-3000:]
     assert f'SLURM job(s) {job} ended (walltime, cancelled or lost): submitting 1 new one(s)' in err, err[-3000:]
     assert_same_results(csv(d), reference)
     for v in victims: assert first_step(v) == 8, v                    # resumed after epoch 1, not from the start
-    assert len(list((d/'jobs').glob('hit-sweep-*.out'))) == 2          # the cancelled job and its successor
-    assert no_jobs_left('-n', 'hit-sweep')
+    logs = sorted(p.name for p in (d/'jobs').glob('*.out'))
+    assert len(logs) == 2 and all(n.startswith('hit-sweep-') for n in logs), logs   # the cancelled job, its successor
+    assert no_jobs_left('-n', 'hit-sweep')                             # closing the cluster cancelled the last one
 
 def test_refused_jobs_fail_fast(slurm, clf, tmp_path):
     """slurm_cluster's defaults ask for a GPU this node does not have: the sweep fails within seconds with the
@@ -138,7 +125,7 @@ def test_refused_jobs_fail_fast(slurm, clf, tmp_path):
     assert not squeue()                                                 # nothing was submitted
 
 def test_workers_that_never_join(slurm, clf, tmp_path):
-    "Jobs that start but whose workers cannot (no such python on the nodes): NoWorkers within the bound, with the job log."
+    "Jobs that start but whose workers cannot (no such python on the nodes): NoWorkers in bounded time, with the log."
     d = tmp_path/'sweep'
     cluster = slurm_cluster(python='/nonexistent/python', log_directory=tmp_path/'jobs', **CPU_JOB)
     t0 = time.monotonic()
