@@ -1,16 +1,15 @@
 """hit_nb as its users install it: a wheel built from this checkout, installed into a fresh virtual environment outside
 the clone, used from an empty folder with a fresh data folder (no classifier, no notebooks anywhere but the wheel's).
 
-One module fixture builds the wheel and the environment (about a minute: pip installs torch and the rest from its
-cache); the tests then run the README's commands in that environment, each in a folder of its own.
+One module fixture builds the wheel and the environment (tests/wheel_env.py: about a minute, pip installs torch and the
+rest from its cache; .ci/run builds it beforehand, beside the project's venv); the tests then run the README's
+commands in that environment, each in a folder of its own.
 """
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 import pandas as pd, pytest
 from conftest import ROOT
-
-# what setup.py needs to build the wheel: the tracked sources, not the clone's runs, venv or build leftovers
-SOURCES = ('setup.py', 'settings.ini', 'pyproject.toml', 'README.md', 'LICENSE', 'MANIFEST.in', 'hit_nb', 'nbs')
+from wheel_env import build, complete
 
 
 def sh(args, cwd, env, timeout=900):
@@ -21,27 +20,13 @@ def sh(args, cwd, env, timeout=900):
 def wheel_env(tmp_path_factory):
     "(bin folder, environment) of a fresh venv with only the built wheel (and its requirements) installed."
     base = tmp_path_factory.mktemp('wheel')
-    src = base / 'src'
-    for name in SOURCES:
-        p = ROOT / name
-        if p.is_dir(): shutil.copytree(p, src / name, ignore=shutil.ignore_patterns('__pycache__', '.ipynb_checkpoints'))
-        else: (src / name).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(p, src / name)
+    given = os.environ.get('HIT_NB_WHEEL_ENV')
+    bin_ = Path(given)/'venv'/'bin' if complete(given) else build(base/'env')       # .ci/run builds it beforehand
     env = {k: v for k, v in os.environ.items() if k not in ('MPLBACKEND', 'PYTHONPATH', 'VIRTUAL_ENV')}
-    env.update(OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore', HIT_NB_DATA=str(base / 'data'))
+    env.update(OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore', HIT_NB_DATA=str(base/'data'))
     env.pop('HIT_NB_NOTEBOOKS', None)
-    r = sh([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-w', base / 'dist', src],
-           cwd=base, env=env)
-    assert r.returncode == 0, r.stderr[-3000:]
-    whl, = (base / 'dist').glob('hit_nb-*.whl')
-    venv = base / 'venv'
-    # the base interpreter, not this venv's: nothing of the clone's environment leaks in
-    base_python = Path(sys.base_prefix) / 'bin' / f'python{sys.version_info.major}.{sys.version_info.minor}'
-    r = sh([base_python, '-m', 'venv', venv], cwd=base, env=env)
-    assert r.returncode == 0, r.stderr
-    r = sh([venv / 'bin' / 'pip', 'install', '-q', '-c', ROOT / 'constraints.txt', whl], cwd=base, env=env)
-    assert r.returncode == 0, r.stderr[-3000:]
-    env['PATH'] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
-    return venv / 'bin', env
+    env['PATH'] = f"{bin_}{os.pathsep}{env['PATH']}"
+    return bin_, env
 
 
 def folder(tmp_path, name):
