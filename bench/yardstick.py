@@ -13,7 +13,9 @@ the run trained for E epochs.
 Both cores, one torch thread each: the 18 models are split between two worker processes. Every model keeps its curve in
 <out>/<beta2>-<beta1>-s<seed>.json as it goes; a rerun skips the finished ones (and resumes a killed one from its last
 checkpoint, its curve so far kept). At the end a table per point: the epochs each seed took, its loss and rates there,
-and the seed spread (|L(seed 1) - L(seed 2)|, each at its own stopping epoch); --json writes it all.
+and the seed spread (|L(seed 1) - L(seed 2)|, each at its own stopping epoch), and how far the loss moved from E/2 to E
+measured on means of three measurements (the test loss jitters by about a nat from one measurement to the next at
+small betas); --json writes it all, with each model's loss curve.
 
     python bench/yardstick.py                          # about an hour on this 2-core machine
     python bench/yardstick.py --smoke                  # seconds: one point, one seed, 4 epochs
@@ -81,11 +83,19 @@ def summary(out:Path, smoke:bool) -> list:
         for b1 in BETAS if not smoke else (1.,):
             recs = [json.loads((out/f'{b2:g}-{b1:g}-s{s}.json').read_text()) for s in (SEEDS if not smoke else (1,))]
             ends = [next(c for c in r['curve'] if c['epoch'] == r['stopped']) for r in recs]
+            moved, smooth = [], []                            # the loss's move from E/2 to E: single and 3-point means
+            for r in recs:
+                by, e = {c['epoch']: c['loss'] for c in r['curve']}, r['stopped']
+                moved.append(abs(by[e] - by[e // 2]))
+                late, mid = [by[k] for k in sorted(by) if k <= e][-3:], [by[k] for k in sorted(by) if k <= e // 2][-3:]
+                smooth.append(abs(sum(late) / len(late) - sum(mid) / len(mid)))
             rows.append(dict(beta2=b2, beta1=b1, epochs=[r['stopped'] for r in recs],
-                             converged=[r['converged'] for r in recs], loss=[c['loss'] for c in ends],
+                             converged=[r['converged'] for r in recs], moved=moved, moved_3=smooth,
+                             loss=[c['loss'] for c in ends],
                              rate_z2=[c['rate_z2'] for c in ends], rate_z1=[c['rate_z1'] for c in ends],
                              psnr=[c['psnr'] for c in ends], train_seconds=[c['train_seconds'] for c in ends],
-                             seed_spread=max(c['loss'] for c in ends) - min(c['loss'] for c in ends)))
+                             seed_spread=max(c['loss'] for c in ends) - min(c['loss'] for c in ends),
+                             curves=[[[c['epoch'], round(c['loss'], 3)] for c in r['curve']] for r in recs]))
     return rows
 
 def main(argv=None):
@@ -118,11 +128,12 @@ def main(argv=None):
     procs = [subprocess.Popen(args + ['--worker', f'{i}/{a.workers}']) for i in range(a.workers)]
     if any(q.wait() for q in procs): sys.exit('yardstick: a worker failed')
     rows = summary(out, a.smoke)
-    print(f"\n{'(beta2, beta1)':>15s} {'epochs':>9s} {'loss (seeds)':>16s} {'spread':>7s} {'R(z2)':>11s} "
-          f"{'R(z1|z2)':>13s} {'PSNR':>11s}")
+    print(f"\n{'(beta2, beta1)':>15s} {'epochs':>9s} {'moved, 3-pt':>12s} {'loss (seeds)':>16s} {'spread':>7s} "
+          f"{'R(z2)':>11s} {'R(z1|z2)':>13s} {'PSNR':>11s}")
     for r in rows:
         pair = lambda k, f: '/'.join(format(v, f) for v in r[k])
-        print(f"{str((r['beta2'], r['beta1'])):>15s} {pair('epochs', 'd'):>9s} {pair('loss', '.1f'):>16s} "
+        print(f"{str((r['beta2'], r['beta1'])):>15s} {pair('epochs', 'd'):>9s} {pair('moved_3', '.1f'):>12s} "
+              f"{pair('loss', '.1f'):>16s} "
               f"{r['seed_spread']:7.2f} {pair('rate_z2', '.1f'):>11s} {pair('rate_z1', '.1f'):>13s} "
               f"{pair('psnr', '.1f'):>11s}" + ('' if all(r['converged']) else '  (not converged)'))
     secs = [s for r in rows for s in r['train_seconds']]
