@@ -11,9 +11,9 @@ The learning rate is constant, so the model at epoch E is the same whatever the 
 the run trained for E epochs.
 
 Both cores, one torch thread each: the 18 models are split between two worker processes. Every model keeps its curve in
-<out>/<beta2>-<beta1>-s<seed>.json as it goes; a rerun skips the finished ones (and resumes a killed one from its last
-checkpoint, its curve so far kept). At the end a table per point: the epochs each seed took, its loss and rates there,
-and the seed spread (|L(seed 1) - L(seed 2)|, each at its own stopping epoch), and how far the loss moved from E/2 to E
+<curves>/<beta2>-<beta1>-s<seed>.json as it goes (committed: bench/results/yardstick-mnist5k/); a rerun skips the
+finished ones (and resumes a killed one from its last checkpoint in <out>, its curve so far kept). At the end a table
+per point: the epochs each seed took, its loss and rates there, and the seed spread (|L(seed 1) - L(seed 2)|, each at its own stopping epoch), and how far the loss moved from E/2 to E
 measured on means of three measurements (the test loss jitters by about a nat from one measurement to the next at
 small betas); --json writes it all, with each model's loss curve.
 
@@ -61,9 +61,9 @@ class Curve(Callback):
         self.path.write_text(json.dumps(self.rec, indent=1))
         if 'stopped' in self.rec: raise Converged
 
-def fit(out:Path, beta2, beta1, seed, every, tol, max_epochs) -> dict:
-    "Train one model of the yardstick (or return its finished record)."
-    path = out/f'{beta2:g}-{beta1:g}-s{seed}.json'
+def fit(curves:Path, out:Path, beta2, beta1, seed, every, tol, max_epochs) -> dict:
+    "Train one model of the yardstick into `out` (or return its finished record), its curve in `curves`."
+    path = curves/f'{beta2:g}-{beta1:g}-s{seed}.json'
     if path.exists() and 'stopped' in json.loads(path.read_text()): return json.loads(path.read_text())
     try:
         train(progress=False, callbacks=[Curve(path, every, tol, max_epochs)], dataset='mnist5k', model='ghvae',
@@ -76,12 +76,12 @@ def jobs(smoke:bool) -> list:
     if smoke: return [(1., 1., 1)]
     return [(b2, b1, s) for s in SEEDS for b2 in BETAS for b1 in BETAS]
 
-def summary(out:Path, smoke:bool) -> list:
+def summary(curves:Path, smoke:bool) -> list:
     "One row per point: the epochs, loss and rates of each seed at its stop, and the seed spread."
     rows = []
     for b2 in BETAS if not smoke else (1.,):
         for b1 in BETAS if not smoke else (1.,):
-            recs = [json.loads((out/f'{b2:g}-{b1:g}-s{s}.json').read_text()) for s in (SEEDS if not smoke else (1,))]
+            recs = [json.loads((curves/f'{b2:g}-{b1:g}-s{s}.json').read_text()) for s in (SEEDS if not smoke else (1,))]
             ends = [next(c for c in r['curve'] if c['epoch'] == r['stopped']) for r in recs]
             moved, smooth = [], []                            # the loss's move from E/2 to E: single and 3-point means
             for r in recs:
@@ -100,7 +100,8 @@ def summary(out:Path, smoke:bool) -> list:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--out', default='runs/bench/yardstick', help='folder of the curves and the runs')
+    p.add_argument('--out', default='runs/bench/yardstick', help='folder of the runs (checkpoints)')
+    p.add_argument('--curves', default='bench/results/yardstick-mnist5k', help='folder of the models\' curves (kept)')
     p.add_argument('--every', type=int, default=10, help='epochs between two measurements of the test loss')
     p.add_argument('--tol', type=float, default=1., help='nats the loss may move between the middle and the end')
     p.add_argument('--max_epochs', type=int, default=640, help='a model that has not converged by then stops there')
@@ -110,24 +111,24 @@ def main(argv=None):
     p.add_argument('--worker', help=argparse.SUPPRESS)       # 'i/n': this process trains every n-th model from i
     a = p.parse_args(argv)
     if a.smoke: a.every, a.max_epochs, a.workers = 1, 4, 1
-    out = Path(a.out).absolute()
-    out.mkdir(parents=True, exist_ok=True)
+    out, curves = Path(a.out).absolute(), Path(a.curves).absolute()
+    for d in (out, curves): d.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1); tune_malloc()
     if a.worker:
         i, n = map(int, a.worker.split('/'))
         for b2, b1, s in jobs(a.smoke)[i::n]:
             t0 = time.monotonic()
-            r = fit(out, b2, b1, s, a.every, a.tol, a.max_epochs)
+            r = fit(curves, out, b2, b1, s, a.every, a.tol, a.max_epochs)
             print(f"  ({b2:g}, {b1:g}) seed {s}: stopped at epoch {r['stopped']} "
                   f"({'converged' if r['converged'] else 'NOT converged'}), {time.monotonic() - t0:.0f} s", flush=True)
         return
     print(f"{a.workers} processes x 1 torch thread, load average {os.getloadavg()[0]:.2f} at start", flush=True)
     t0 = time.monotonic()
-    args = [sys.executable, __file__, '--out', str(out), '--every', str(a.every), '--tol', str(a.tol),
-            '--max_epochs', str(a.max_epochs)] + (['--smoke'] if a.smoke else [])
+    args = [sys.executable, __file__, '--out', str(out), '--curves', str(curves), '--every', str(a.every),
+            '--tol', str(a.tol), '--max_epochs', str(a.max_epochs)] + (['--smoke'] if a.smoke else [])
     procs = [subprocess.Popen(args + ['--worker', f'{i}/{a.workers}']) for i in range(a.workers)]
     if any(q.wait() for q in procs): sys.exit('yardstick: a worker failed')
-    rows = summary(out, a.smoke)
+    rows = summary(curves, a.smoke)
     print(f"\n{'(beta2, beta1)':>15s} {'epochs':>9s} {'moved, 3-pt':>12s} {'loss (seeds)':>16s} {'spread':>7s} "
           f"{'R(z2)':>11s} {'R(z1|z2)':>13s} {'PSNR':>11s}")
     for r in rows:
