@@ -13,11 +13,11 @@ the run trained for E epochs.
 Both cores, one torch thread each: the 18 models are split between two worker processes. Every model keeps its curve in
 <curves>/<beta2>-<beta1>-s<seed>.json as it goes (committed: bench/results/yardstick-mnist5k/); a rerun skips the
 finished ones (and resumes a killed one from its last checkpoint in <out>, its curve so far kept). At the end a table
-per point: the epochs each seed took, its loss and rates there, and the seed spread (|L(seed 1) - L(seed 2)|, each at its own stopping epoch), and how far the loss moved from E/2 to E
-measured on means of three measurements (the test loss jitters by about a nat from one measurement to the next at
-small betas); --json writes it all, with each model's loss curve.
+per point: the epochs each seed took, its loss and rates there, the seed spread (|L(seed 1) - L(seed 2)|, each at its
+own stopping epoch), and how far the loss moved from E/2 to E measured on means of three measurements (the test loss
+jitters by about a nat from one measurement to the next at small betas); --json writes it all, with the curves.
 
-    python bench/yardstick.py                          # about an hour on this 2-core machine
+    python bench/yardstick.py                          # hours on this 2-core machine: 14 min a model at 640 epochs
     python bench/yardstick.py --smoke                  # seconds: one point, one seed, 4 epochs
 """
 import argparse, json, os, subprocess, sys, time
