@@ -148,18 +148,18 @@ def check_jobs(cluster):
                               "login node of the cluster") from None
     if r.returncode: raise ConfigError(refusal('SLURM', r.stderr or r.stdout))
 
-# %% ../nbs/18d_clusters.ipynb #9b31fe64
+# %% ../nbs/18d_clusters.ipynb #13f9fac5
 class NoWorkers(RuntimeError):
     "No Dask worker came within start_timeout seconds (jobs pending, or failing before their workers joined)."
 
 def _slurm_states(ids:list) -> dict|None:
-    r = subprocess.run(['squeue', '-h', '-j', ','.join(ids), '-o', '%i %T %r'], capture_output=True, text=True,
-                       timeout=60)
-    if r.returncode: return {} if 'invalid job id' in r.stderr.lower() else None     # every job left the queue
-    out = {}
+    # all of this user's jobs, then ours: `squeue -j` fails on ids that SLURM has already forgotten
+    r = subprocess.run(['squeue', '-h', '--me', '-o', '%i %T %r'], capture_output=True, text=True, timeout=60)
+    if r.returncode: return None
+    out, ids = {}, set(ids)
     for line in r.stdout.splitlines():
         i, state, why = (line.split(None, 2) + ['', ''])[:3]
-        if state in ('PENDING', 'RUNNING', 'CONFIGURING', 'REQUEUED', 'RESIZING', 'SUSPENDED', 'COMPLETING'):
+        if i in ids and state in ('PENDING', 'RUNNING', 'CONFIGURING', 'REQUEUED', 'RESIZING', 'SUSPENDED', 'COMPLETING'):
             out[i] = state + (f' ({why.strip()})' if why.strip() not in ('', 'None') else '')
     return out
 
