@@ -15,6 +15,8 @@ set -euo pipefail
 cmd=${1:-}
 DIR=$(realpath -m "${2:-${HIT_NB_SLURM_DIR:-/tmp/hit_nb_slurm}}")
 export SLURM_CONF=$DIR/slurm.conf
+# start empties DIR: never a folder that holds anything else
+case $DIR in /|/tmp|/root|/home|"$HOME") echo "local_slurm: DIR=$DIR: give a folder of its own" >&2; exit 2 ;; esac
 PIDS=(slurmd slurmctld munged)            # the order they are stopped in
 
 log() { echo "local_slurm: $*" >&2; }
