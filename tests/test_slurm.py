@@ -28,6 +28,10 @@ def no_jobs_left(*args, timeout=30) -> bool:
     while squeue(*args) and time.monotonic() - t0 < timeout: time.sleep(0.5)
     return not squeue(*args)
 
+def running(pid:int) -> bool:
+    try: return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error: return False
+
 @pytest.fixture(scope='module')
 def slurm(tmp_path_factory):
     "A running one-node SLURM (SLURM_CONF set for this process and its children); every daemon gone afterwards."
@@ -46,8 +50,7 @@ def slurm(tmp_path_factory):
         if 'old' in locals():
             if old is None: os.environ.pop('SLURM_CONF', None)
             else: os.environ['SLURM_CONF'] = old
-    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-    assert not alive, f'SLURM daemons left running: {alive}'
+    assert not [p for p in pids if running(p)], 'SLURM daemons left running'
 
 @pytest.fixture(scope='module')
 def clf(tmp_path_factory):
