@@ -192,7 +192,7 @@ def auto_jobs(cluster, n_points:int) -> int:
     "Jobs for `n_points` runs: one worker each, at most MAX_AUTO_JOBS jobs."
     return max(1, min(MAX_AUTO_JOBS, math.ceil(n_points / workers_per_job(cluster))))
 
-# %% ../nbs/18d_clusters.ipynb #8f602377
+# %% ../nbs/18d_clusters.ipynb #25297e36
 def _say(msg:str):
     from tqdm.auto import tqdm
     tqdm.write(msg, file=sys.stderr)
@@ -211,10 +211,10 @@ class WorkerKeeper:
         self.empty_since, self.last_poll, self.last_states, self.replaced, self.ever = None, 0., None, 0, False
         self.kind = _kind(cluster) if cluster is not None else ''
 
-    def start(self):
+    def start(self, check:bool=True):   # False: the caller has asked the scheduler already (check_jobs)
         "Check the jobs with the scheduler, submit them, wait for the first worker."
         if self.cluster is not None:
-            check_jobs(self.cluster)
+            if check: check_jobs(self.cluster)
             opts = getattr(self.cluster, '_job_kwargs', {})
             self.say(f"submitting {self.jobs} {self.kind} job(s) named {opts.get('job_name') or 'dask-worker'}, "
                      f"{workers_per_job(self.cluster)} worker(s) each"

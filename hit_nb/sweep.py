@@ -183,7 +183,7 @@ def _client(scheduler, n_workers, threads, gpus, runs_per_gpu, allowed_failures,
         client.run_on_scheduler(mod._set_allowed_failures, allowed_failures)
         keeper = WorkerKeeper(client, scheduler if is_jobqueue(scheduler) else None, jobs, start_timeout,
                               say=None if progress else (lambda msg: None))
-        yield client, keeper.start()
+        yield client, keeper.start(check=False)      # run_sweep asked the scheduler (check_jobs) already
 
 def _gather(futs:list, keeper=None) -> list:
     "The results of `futs`, keeping the workers (`WorkerKeeper.check`) while they run."
