@@ -17,7 +17,7 @@ ATLAS_EPOCHS ?= $(shell echo $$(( 5 * $(DEMO_EPOCHS) / 2 )))
 # make figures: which results table(s), where the figures go, a file-name prefix (e.g. svhn_ghvae_)
 RESULTS ?= $(DEMO)/sweep/results.csv
 TARGETS ?= $(DEMO)/targets/results.csv
-ATLAS   ?= $(DEMO)/atlas/points/results.csv
+ATLAS   ?= $(DEMO)/atlas/plane/results.csv
 FIGDIR  ?= figures
 PREFIX  ?=
 # make sweep: a named grid at paper scale on every local GPU (GRID=paper: 441 runs, ~2 GPU-hours each); CLUSTER=slurm
@@ -52,13 +52,14 @@ demo: $(STAMP)
 	    --epochs $(DEMO_EPOCHS) --n_samples $(DEMO_SAMPLES) --workers 2 --threads 1 && \
 	OMP_NUM_THREADS=1 $(BIN)/hit_target_sweep --targets 2:5,5:15 --dataset mnist5k --sweep_dir $(DEMO)/targets \
 	    --n_samples $(DEMO_SAMPLES) --workers 2 --threads 1 && \
-	echo "rate atlas: one beta-conditioned model for the whole box, $(ATLAS_EPOCHS) epochs, then its 25 points" && \
+	echo "rate atlas: one beta-conditioned model for the box, $(ATLAS_EPOCHS) epochs, then the paper's 21x21 points" && \
 	OMP_NUM_THREADS=1 $(BIN)/hit_train --atlas --dataset mnist5k --epochs $(ATLAS_EPOCHS) --threads 1 \
 	    --out_dir $(DEMO)/atlas > /dev/null && \
 	OMP_NUM_THREADS=1 $(BIN)/papermill -k python3 nbs/evaluate.ipynb $(DEMO)/atlas/evaluate.ipynb \
-	    -p run_dir $(DEMO)/atlas -p n_samples $(DEMO_SAMPLES) -p targets '[[5, 15], [2, 40]]' && \
+	    -p run_dir $(DEMO)/atlas -p n_samples $(DEMO_SAMPLES) -p targets '[[5, 15], [2, 40]]' \
+	    -p plane paper -p workers 2 && \
 	$(MAKE) --no-print-directory figures RESULTS=$(DEMO)/sweep/results.csv TARGETS=$(DEMO)/targets/results.csv \
-	    ATLAS=$(DEMO)/atlas/points/results.csv && \
+	    ATLAS=$(DEMO)/atlas/plane/results.csv && \
 	echo "demo done in $$(( $$(date +%s) - start )) s: runs in $(DEMO)/, figures in $(FIGDIR)/"
 
 # every figure notebook on RESULTS, the rate-targeting figures when TARGETS exists, the atlas comparison when ATLAS

@@ -16,9 +16,18 @@ It also times one training step of each (alternating, medians): the conditioning
     python bench/atlas.py                 # E = 16 as the demo (about 3 minutes on a quiet core)
     python bench/atlas.py --epochs 4      # shorter
     python bench/atlas.py --forms         # the conditioning networks of nbs/03a_atlas.ipynb compared (about 8 min)
+    python bench/atlas.py --plane         # the paper's 21 x 21 plane from one atlas (evaluate_plane, 2 workers)
+
+--plane times the whole plane instead: one grid point trained for E epochs and evaluated with the plane's metrics
+(`evaluate_run` with the probes of `PLANE_PROBES`: every metric of Fig. 1), against one atlas trained 2.5E epochs and
+`evaluate_plane` at the 441 points of the paper's grid on `--workers` processes (the CPU seconds of all of them
+counted, not the wall time):
+
+    grid:  441 points in 441 x (train E epochs + evaluate one point)
+    atlas: 441 points in   1 x (train 2.5E epochs) + evaluate_plane's CPU seconds
     python bench/atlas.py --smoke         # seconds: every stage once, tiny (a test runs this)
 """
-import argparse, json, os, shutil, statistics, sys, tempfile, time
+import argparse, json, os, resource, shutil, statistics, sys, tempfile, time
 from pathlib import Path
 import torch
 try: import hit_nb
@@ -30,7 +39,7 @@ from hit_nb.classifiers import classifier_path, train_classifier
 from hit_nb.config import make_config
 from hit_nb.data import load_dataset
 from hit_nb.evaluate import evaluate_run
-from hit_nb.atlas_eval import evaluate_atlas
+from hit_nb.atlas_eval import evaluate_atlas, evaluate_plane, PLANE_PROBES
 from hit_nb.metrics import rd_metrics
 from hit_nb.runs import load_run
 from hit_nb.atlas import conditioned_loss, sample_betas
@@ -87,6 +96,36 @@ def _points_per_hour(tmp, epochs, n_eval, n_samples, smoke):
                 eval_atlas_point_s=e_atlas, grid_s=grid_s, atlas_s=atlas_s, grid_points_per_h=3600 * N_POINTS / grid_s,
                 atlas_points_per_h=3600 * N_POINTS / atlas_s, ratio=grid_s / atlas_s)
 
+def cpu_seconds() -> float:
+    "CPU seconds (user + system) of this process and of its children that have ended."
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+def plane_cost(epochs:int, n_samples:int, workers:int, grid:str='paper', smoke:bool=False) -> dict:
+    "Seconds of a grid point and of the atlas's plane (evaluate_plane at every point of `grid`), and the ratio."
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        clf = classifier_path('mnist5k')
+        if not clf.is_file() and smoke:
+            clf = Path(train_classifier(out=tmp/'clf.pt', epochs=1, progress=False)['path'])
+        elif not clf.is_file():
+            print(f"training the mnist5k IS classifier once: {clf}", flush=True); train_classifier(progress=False)
+        ev = dict(classifier=clf, n_samples=n_samples, progress=False)
+        t_grid, _ = timed(lambda: train(progress=False, dataset='mnist5k', beta2=1., beta1=1., epochs=epochs,
+                                        out_dir=tmp/'grid', threads=1))
+        e_grid, _ = timed(lambda: evaluate_run(tmp/'grid', probes=PLANE_PROBES, **ev))
+        t_atlas, _ = timed(lambda: train(progress=False, dataset='mnist5k', atlas=True, epochs=atlas_epochs(epochs),
+                                         out_dir=tmp/'atlas', threads=1))
+        c0 = cpu_seconds()
+        wall, df = timed(lambda: evaluate_plane(tmp/'atlas', grid, workers=workers, **dict(ev, progress=True)))
+        cpu, n = cpu_seconds() - c0, len(df)
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    grid_s, atlas_s = n * (t_grid + e_grid), t_atlas + cpu
+    return dict(epochs=epochs, points=n, workers=workers, n_samples=n_samples, train_grid_point_s=t_grid,
+                eval_grid_point_s=e_grid, train_atlas_s=t_atlas, plane_wall_s=wall, plane_cpu_s=cpu, grid_s=grid_s,
+                atlas_s=atlas_s, grid_points_per_h=3600 * n / grid_s, atlas_points_per_h=3600 * n / atlas_s,
+                ratio=grid_s / atlas_s)
+
 def forms(epochs:int=48, hidden=(0, 16, 64), seeds=(2, 3), ref_epochs:int=16):
     "Test-set rates, PSNR and the loss of Eq. 8 at FORM_POINTS of atlases with each conditioning width and seed."
     data, tmp, rows = load_dataset('mnist5k'), Path(tempfile.mkdtemp()), []
@@ -120,13 +159,27 @@ def main(argv=None):
     p.add_argument('--n_samples', type=int, default=2000, help='IS samples per point (as the demo)')
     p.add_argument('--budget', type=float, default=10., help='seconds of step timing per side')
     p.add_argument('--forms', action='store_true', help='compare the conditioning networks instead (03a_atlas)')
-    p.add_argument('--smoke', action='store_true', help='1 epoch, 1 point, 200 IS samples, no timing budget')
+    p.add_argument('--plane', action='store_true', help="the paper's 21 x 21 plane from one atlas instead")
+    p.add_argument('--workers', type=int, default=2, help='--plane: processes of evaluate_plane, one thread each')
+    p.add_argument('--smoke', action='store_true', help='1 epoch, 1 point (--plane: the tiny grid), 200 IS samples')
     p.add_argument('--json', help='also write the numbers to this file')
     a = p.parse_args(argv)
     if a.smoke: a.epochs, a.n_eval, a.n_samples, a.budget = 1, 1, 200, 0.
     torch.set_num_threads(1); tune_malloc()
     print(f"1 torch thread, load average {os.getloadavg()[0]:.2f} at start", flush=True)
-    if a.forms:
+    if a.plane:
+        res = plane_cost(a.epochs, a.n_samples, a.workers, 'tiny' if a.smoke else 'paper', a.smoke)
+        print(f"grid point: train {res['train_grid_point_s']:.1f} s ({a.epochs} epochs) + evaluate "
+              f"{res['eval_grid_point_s']:.1f} s; atlas: train {res['train_atlas_s']:.1f} s "
+              f"({atlas_epochs(a.epochs)} epochs)")
+        print(f"the atlas's plane: {res['points']} points in {res['plane_wall_s']:.0f} s wall on {a.workers} "
+              f"processes ({res['plane_cpu_s']:.0f} CPU-s, {res['plane_cpu_s'] / res['points']:.2f} CPU-s a point, "
+              f"{a.n_samples} IS samples)")
+        print(f"{res['points']} points: sweep {res['grid_s'] / 3600:.2f} CPU-h, "
+              f"atlas {res['atlas_s'] / 3600:.3f} CPU-h "
+              f"-> {res['grid_points_per_h']:.0f} vs {res['atlas_points_per_h']:.0f} points per CPU-hour: "
+              f"atlas / grid = {res['ratio']:.1f}x")
+    elif a.forms:
         rows = forms()
         print(f"{'':34s}" + ''.join(f"{str(b):>22s}" for b in FORM_POINTS) + f"{'summed loss':>13s}")
         for r in rows:

@@ -11,8 +11,8 @@ from matplotlib.patches import Rectangle
 from .plots import metric_label, metric_values, beta_levels, grid_matrix
 
 # %% auto #0
-__all__ = ['RATE_TOL', 'PSNR_TOL', 'COMPARED', 'LOSS_LABEL', 'OPTIMA_METRICS', 'test_loss', 'compare_points', 'optimum_cells',
-           'atlas_goals', 'plot_atlas_vs_grid']
+__all__ = ['RATE_TOL', 'PSNR_TOL', 'COMPARED', 'LOSS_LABEL', 'OPTIMA_METRICS', 'PLANE_METRICS', 'test_loss', 'compare_points',
+           'optimum_cells', 'atlas_goals', 'plot_atlas_vs_grid', 'plot_plane_vs_grid']
 
 # %% ../nbs/20a_atlas_compare.ipynb #f8f47b0f
 RATE_TOL = (0.15, 1.5)   # a rate is matched within max(15 % of the grid's rate, 1.5 nats)
@@ -161,4 +161,52 @@ def plot_atlas_vs_grid(cmp:pd.DataFrame,      # compare_points
                          fontsize=9)
         fig.colorbar(im, ax=row[2], shrink=0.9)
     if title: fig.suptitle(title)
+    return fig
+
+# %% ../nbs/20a_atlas_compare.ipynb #f317aaef
+PLANE_METRICS = ('rate_z2', 'rate_z1', 'psnr', 'is', 'acc_rbfsvm_mu2', 'loss')   # what plot_plane_vs_grid draws
+
+def _mesh(df:pd.DataFrame, metric:str) -> tuple:
+    "(M, beta2 levels, beta1 levels), both ascending: M[i, j] = metric at beta1 level i, beta2 level j."
+    b2, i2 = beta_levels(df['beta2'])
+    b1, i1 = beta_levels(df['beta1'])
+    M = np.full((len(b1), len(b2)), np.nan)
+    M[i1, i2] = _values(df, metric)
+    return M, b2, b1
+
+def _edges(levels) -> np.ndarray:
+    "Cell edges around the sorted beta `levels`, halfway between neighbours in log beta."
+    l = np.log(np.asarray(levels, float))
+    half = np.diff(l) / 2 if len(l) > 1 else np.array([0.5])
+    return np.exp(np.r_[l[0] - half[0], l[:-1] + half, l[-1] + half[-1]])
+
+# %% ../nbs/20a_atlas_compare.ipynb #081423ec
+def plot_plane_vs_grid(grid:pd.DataFrame,      # results table of the grid sweep
+                       atlas:pd.DataFrame,     # results table of the atlas (e.g. its plane, 21 x 21)
+                       metrics=PLANE_METRICS,  # one row per metric (those both tables have; 'loss': Eq. 8)
+                       title:str|None=None,    # figure title
+                      ):
+    "Grid | atlas heatmaps over (β2, β1), each at its own resolution, one colour scale per metric; the figure."
+    metrics = [m for m in metrics if m == 'loss' or (m in grid and m in atlas)]
+    if not metrics:
+        raise ValueError("the two tables share none of the metrics: give tables that have them")
+    fig, axes = plt.subplots(len(metrics), 2, figsize=(9.5, 3.3 * len(metrics)), squeeze=False,
+                             constrained_layout=True)
+    names = (f'{len(grid)} separate models', f'one atlas, {len(atlas)} points')
+    for row, m in zip(axes, metrics):
+        meshes = [_mesh(grid, m), _mesh(atlas, m)]
+        vals = np.concatenate([M.ravel() for M, _, _ in meshes])
+        lo, hi = (np.nanmin(vals), np.nanmax(vals)) if np.isfinite(vals).any() else (0, 1)
+        label = LOSS_LABEL if m == 'loss' else metric_label(m)
+        e2, e1 = [[_edges(mesh[k]) for mesh in meshes] for k in (1, 2)]
+        lims = [(max(e[0][0], e[1][0]), min(e[0][-1], e[1][-1])) for e in (e2, e1)]   # the range both tables cover
+        for ax, (M, b2, b1), name in zip(row, meshes, names):
+            qm = ax.pcolormesh(_edges(b2), _edges(b1), M, vmin=lo, vmax=hi, cmap='viridis')
+            ax.set(xscale='log', yscale='log', xlabel='β2', ylabel='β1', xlim=lims[0], ylim=lims[1])
+            ax.set_title(f'{label}: {name}', fontsize=9)
+            if m in OPTIMA_METRICS and np.isfinite(M).any():
+                i, j = np.unravel_index(np.nanargmax(M), M.shape)
+                ax.plot(b2[j], b1[i], '*', ms=13, mfc='w', mec='k')
+        fig.colorbar(qm, ax=row, label=label, shrink=0.9)
+    if title: fig.suptitle(title, fontsize=11)
     return fig

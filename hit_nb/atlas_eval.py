@@ -4,9 +4,10 @@
 
 # %% ../nbs/18c_atlas_eval.ipynb #cae0a0d7
 from __future__ import annotations
-import json, math
+import importlib, json, math, multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-import numpy as np, torch
+import numpy as np, pandas as pd, torch
 from tqdm import tqdm
 from .core import ConfigError, resolve_device
 from .data import load_dataset
@@ -17,13 +18,15 @@ from .metrics import rd_metrics
 from .run_dir import RunDir
 from .runs import load_run, save_run_images
 from .probes import PROBES
-from .evaluate import evaluate_run, eval_settings
+from .config import check_integer
+from .classifiers import load_classifier
+from .evaluate import evaluate_run, eval_settings, _stages, _classifier
 from .grids import beta_grid, parse_targets
-from .results import results_table, write_results
+from .results import results_table, write_results, TRAIN_COLS
 
 # %% auto #0
-__all__ = ['SHARED', 'atlas_points', 'point_dir', 'write_point', 'evaluate_atlas', 'solve_betas', 'parse_rate_targets',
-           'target_betas']
+__all__ = ['SHARED', 'PLANE_PROBES', 'atlas_points', 'point_dir', 'write_point', 'evaluate_atlas', 'plane_dir', 'plane_points',
+           'evaluate_plane', 'solve_betas', 'parse_rate_targets', 'target_betas']
 
 # %% ../nbs/18c_atlas_eval.ipynb #71ff404e
 def atlas_points(betas,      # [[beta2, beta1], ...] (or its JSON text; one point may be flat); None: the demo grid
@@ -112,6 +115,7 @@ def evaluate_atlas(run_dir,                 # a DONE atlas run directory (09b_tr
                    probes=PROBES,           # which probes to fit
                    standardize:bool=False,  # standardise probe features (off, as the paper)
                    progress:bool=True,      # progress bar over the points
+                   table:bool=True,         # write the table of the points, <run_dir>/points/results.csv
                   ):
     """Every metric of a grid run at each point of the atlas in
     `run_dir`: a run directory per point, and their table."""
@@ -141,8 +145,139 @@ def evaluate_atlas(run_dir,                 # a DONE atlas run directory (09b_tr
                      device=device, root=root, probes=probes, standardize=standardize,
                      progress=False)
     df = results_table([point_dir(run_dir, p) for p in pts])
-    write_results(df, run/'points'/'results.csv')
+    if table: write_results(df, run/'points'/'results.csv')
     return df
+
+# %% ../nbs/18c_atlas_eval.ipynb #22c94455
+PLANE_PROBES = ('linsvm', 'rbfsvm', 'knn')   # the plane's probes: logreg (3 s a point, more than the rest) left out
+
+def plane_dir(run_dir) -> Path:
+    "The folder of the plane of the atlas in `run_dir`: <run_dir>/plane."
+    return Path(run_dir)/'plane'
+
+def plane_points(plane,     # a grid of 16_grids (e.g. 'paper': 21 x 21, 'demo'), or [[beta2, beta1], ...] (or its JSON)
+                 cfg:dict,  # the atlas run's configuration
+                ) -> list:
+    "The points of `plane` (tuples, top first), each inside the atlas's box (atlas_points' checks)."
+    if isinstance(plane, str) and plane.strip().startswith('['): return atlas_points(plane, cfg)
+    if cfg['n_layers'] != 2 and not isinstance(plane, (list, tuple)):
+        raise ConfigError(f"plane={plane!r}: the named grids are (beta2, beta1) planes and this atlas has "
+                          f"{cfg['n_layers']} latent layers: give the points, one beta per layer, top first")
+    pts = plane if isinstance(plane, (list, tuple)) else beta_grid(plane)
+    return atlas_points([list(p) for p in pts], cfg)
+
+# %% ../nbs/18c_atlas_eval.ipynb #dbbe24ac
+_PLANE = {}   # what a worker process holds: the atlas, its data and the IS classifier, loaded once
+
+def _plane_start(run_dir, classifier, root, device, threads):
+    "Load a worker's atlas, data and classifier (a process pool's initializer; `threads` torch threads)."
+    if threads: torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    atlas, cfg = load_run(run_dir, device=dev)
+    data = run_data(cfg, root)
+    _PLANE.update(atlas=atlas, data=data,
+                  clf=load_classifier(classifier, device=dev) if classifier is not None else None)
+
+def _plane_point(p, n_samples, n_splits, seed, probes, standardize) -> tuple:
+    "(p, every metric of the atlas at the point p) in a worker."
+    s = _PLANE
+    return p, _stages(conditioned(s['atlas'], p), s['data'], s['clf'], n_samples, n_splits, seed, probes,
+                      standardize, False)
+
+# %% ../nbs/18c_atlas_eval.ipynb #cb27aeed
+def _plane_done(path, settings:dict) -> dict:
+    "{point: row} of the rows.jsonl at `path` evaluated with `settings` (a line cut short by a kill is skipped)."
+    done = {}
+    if not path.is_file(): return done
+    for line in path.read_text().splitlines():
+        try: r = json.loads(line)
+        except json.JSONDecodeError: continue
+        if all(r.get(k) == v for k, v in settings.items() if k != 'classifier'):
+            done[tuple(r['betas'])] = r
+    return done
+
+def _plane_row(cfg, am, p, res, extra) -> dict:
+    "The results-table row of the point p of the atlas (cfg, its metrics.json am) with metrics `res`."
+    L = len(p)
+    row = dict(run_dir='..', dataset=cfg['dataset'], model=cfg['model'], n_layers=L,
+               **{f'beta{L - i}': float(b) for i, b in enumerate(p)}, epochs=cfg['epochs'], seed=cfg['seed'],
+               **{k: json.dumps(cfg.get(k)) if isinstance(cfg.get(k), (list, tuple)) else cfg.get(k)
+                  for k in TRAIN_COLS}, status='done', reason=None)
+    row.update({k: am[k] for k in SHARED if k in am and k not in row})
+    return dict(row, atlas_point=True, betas=[float(b) for b in p], **res, **extra, evaluated=True)
+
+# %% ../nbs/18c_atlas_eval.ipynb #ee4e2e81
+def evaluate_plane(run_dir,                 # a DONE atlas run directory (09b_train with atlas=True)
+                   plane='paper',           # the points: a grid of 16_grids ('paper': 21 x 21) or [[beta2, beta1], ...]
+                   classifier=None,         # domain classifier file for the IS (None: classifier_path(dataset, root))
+                   n_samples:int=10_000,    # samples for the IS at each point (the paper: 10,000 in 5 splits)
+                   n_splits:int=5,          # IS splits
+                   seed:int=0,              # seeds every random choice of the evaluation
+                   device:str='auto',       # 'auto' = CUDA when present
+                   root=None,               # dataset folder (None: the run's own)
+                   probes=PLANE_PROBES,     # which probes to fit
+                   standardize:bool=False,  # standardise probe features (off, as the paper)
+                   workers:int=1,           # processes sharing the points (1: this one)
+                   threads:int=1,           # torch threads of each worker process (workers > 1)
+                   progress:bool=True,      # progress bar over the points
+                  ) -> pd.DataFrame:
+    """The landscape metrics of the atlas in `run_dir` at every point of
+    `plane`: one results table, <run_dir>/plane/results.csv."""
+    run = RunDir(run_dir)
+    if not run.is_trained:
+        raise ConfigError(f"run_dir={str(run_dir)!r} is not a finished run (no DONE file): train "
+                          "it first, e.g. papermill nbs/train.ipynb out.ipynb -p atlas True -p "
+                          f"out_dir {run_dir}")
+    cfg = run.config
+    if not cfg.get('atlas'):
+        raise ConfigError(f"plane: run_dir={str(run_dir)!r} is no atlas run (it was trained at the "
+                          f"betas {cfg['betas']}): evaluate it with evaluate_run, or give an atlas run")
+    workers = check_integer('workers', workers, 1)
+    threads = check_integer('threads', threads, 1)
+    pts, settings = plane_points(plane, cfg), eval_settings(n_samples, n_splits, seed, probes,
+                                                            standardize, classifier)
+    dev, am, root = resolve_device(device), run.done_metrics(), root if root is not None else cfg.get('root')
+    data = run_data(cfg, root)
+    clf_path, extra = None, {}
+    if data.labelled:
+        clf = _classifier(classifier, cfg['dataset'], root, dev, progress)
+        clf_path = str(Path(clf.path).absolute())
+        extra = dict(classifier_accuracy=float(clf.test_accuracy))
+    extra.update(settings, classifier=clf_path)
+    folder = plane_dir(run_dir)
+    folder.mkdir(exist_ok=True)
+    log = folder/'rows.jsonl'
+    done = _plane_done(log, settings)
+    todo = [p for p in pts if p not in done]
+    args = (n_samples, n_splits, seed, probes, standardize)
+    bar = tqdm(total=len(pts), initial=len(pts) - len(todo), desc='atlas plane', unit='point',
+               disable=not progress)
+    with bar, open(log, 'a') as f:
+        if f.tell() and not log.read_bytes().endswith(b'\n'): f.write('\n')   # a line cut by a kill stays alone
+        def keep(p, res):
+            done[p] = _plane_row(cfg, am, p, res, extra)
+            f.write(json.dumps(done[p]) + '\n'); f.flush()
+            bar.update()
+        if todo and workers == 1:
+            _plane_start(run.path, clf_path, root, device, None)
+            try:
+                for p in todo: keep(*_plane_point(p, *args))
+            finally: _PLANE.clear()
+        elif todo:
+            # the workers import the installed module (not this notebook's namespace) for the two functions
+            lib, ctx = importlib.import_module('hit_nb.atlas_eval'), multiprocessing.get_context('spawn')
+            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=lib._plane_start,
+                                     initargs=(str(run.path), clf_path, root, device, threads)) as pool:
+                futures = [pool.submit(lib._plane_point, p, *args) for p in todo]
+                try:
+                    for fut in as_completed(futures): keep(*fut.result())
+                except BaseException:
+                    for fut in futures: fut.cancel()
+                    raise
+    cols = list(dict.fromkeys(k for p in pts for k in done[p] if k != 'betas'))
+    df = pd.DataFrame([done[p] for p in pts], columns=cols).sort_values(['beta2', 'beta1'], kind='stable')
+    write_results(df.reset_index(drop=True), folder/'results.csv')
+    return df.reset_index(drop=True)
 
 # %% ../nbs/18c_atlas_eval.ipynb #aa8643b5
 def solve_betas(rates_at,              # betas (L floats, top first) -> rates (L floats, top first)

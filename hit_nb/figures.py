@@ -101,7 +101,7 @@ def render_all(results,              # path of the results table
                workers:int=1,        # notebooks executed at once
                timeout:float=1200,   # seconds each notebook may run in all, then it is stopped
                targets=None,         # results table of a target sweep: also render rate_targets.ipynb
-               atlas=None,           # results table of an atlas's points: also render atlas_vs_grid.ipynb
+               atlas=None,           # results table of an atlas's points or plane: also render atlas_vs_grid.ipynb
                fresh:bool=False,     # each notebook in a papermill process of its own (False: kept kernels)
               ) -> dict:
     """Execute every figure notebook (those that need labels only if the table has them); {name: executed notebook};
@@ -114,9 +114,9 @@ def render_all(results,              # path of the results table
         raise FileNotFoundError(f"targets={str(targets)!r} not found: give the results.csv of a "
                                 "target sweep, or None")
     if atlas is not None and not Path(atlas).is_file():
-        raise FileNotFoundError(f"atlas={str(atlas)!r} not found: give <atlas "
-                                "run>/points/results.csv (evaluate.ipynb on an atlas run writes "
-                                "it), or None")
+        raise FileNotFoundError(f"atlas={str(atlas)!r} not found: give <atlas run>/plane/results.csv "
+                                "or <atlas run>/points/results.csv (evaluate.ipynb on an atlas run writes "
+                                "them), or None")
     targets, atlas = (None if t is None else Path(t).resolve() for t in (targets, atlas))
     jobs = _figure_jobs(notebooks, results, outdir, prefix, dataset, model, targets, atlas)
     if 'skipped' in df and df['skipped'].notna().all():     # evaluated without labels
@@ -147,7 +147,7 @@ def hit_figures(results:str,          # results.csv of a beta-grid sweep (hit_sw
                 outdir:str='figures', # folder of the figures, tables and executed notebooks
                 prefix:str='',        # file name prefix, e.g. svhn_ghvae_
                 targets:str=None,     # results.csv of a target sweep: also the rate-targeting figures
-                atlas:str=None,       # <atlas run>/points/results.csv: also the atlas-against-grid figure
+                atlas:str=None,       # <atlas run>/plane (or points)/results.csv: also the atlas-against-grid figure
                 dataset:str=None,     # the dataset to draw, when the table holds several
                 model:str=None,       # the model to draw, when the table holds several
                 workers:int=2,        # figure notebooks executed at once

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['inception_score', 'classify_samples']
+__all__ = ['CLASSIFY_CHUNK', 'inception_score', 'classify_samples']
 
 # %% ../nbs/12_inception.ipynb #d7997682
 def _as_float64(a, name):
@@ -79,13 +79,17 @@ def inception_score(probs, # (N, M) table of class probabilities p(y|x), one row
             'is_sharpness_splits': sharp.tolist()}
 
 # %% ../nbs/12_inception.ipynb #09e3f280
+# samples per classifier call: the MNIST classifier runs twice as fast on one CPU thread in chunks of 100 as on 500 at
+# once (its conv activations then stay in cache), with the same outputs; a sampler call still makes `batch_size`
+CLASSIFY_CHUNK = 100
+
 def _classify_batch(sampler, classifier, n, gen, device, outputs) -> torch.Tensor:
     """`n` samples from `sampler`, classified: the classifier's
     (n, M) outputs, float64 on the CPU, checked."""
     x = sampler(n, gen).to(device)
     if x.shape[0] != n:
         raise ValueError(f"`sampler` returned {x.shape[0]} samples when asked for {n}")
-    o = classifier(x)
+    o = torch.cat([classifier(c) for c in x.split(CLASSIFY_CHUNK)])
     if o.ndim != 2 or o.shape[0] != n:
         raise ValueError(f"`classifier` must return an (n, M) table, got shape {tuple(o.shape)} "
                          f"for n={n}")

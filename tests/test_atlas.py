@@ -113,10 +113,14 @@ def test_atlas_evaluate_notebook(atlas_done, clf, tmp_path):
     m = rd_metrics(conditioned(load_run(out)[0], [0.5, 2.]), load_dataset('mnist5k'))   # rates the atlas has
     targets = json.dumps([[m['rate_z2'], m['rate_z1']], [1e5, 0]])                        # ... and rates it has not
     r = evaluate_nb(tmp_path/'e.ipynb', ('run_dir', out), ('classifier', clf), ('n_samples', 500),
-                    ('betas', '[[0.1, 0.1], [1, 1], [10, 0.316]]'), ('targets', targets))
+                    ('betas', '[[0.1, 0.1], [1, 1], [10, 0.316]]'), ('targets', targets),
+                    ('plane', '[[0.1, 0.1], [1, 1], [3, 3]]'), ('workers', 2))
     assert r.returncode == 0, r.stderr[-2000:]
     df = load_results(out/'points'/'results.csv')
     assert list(zip(df.beta2, df.beta1)) == [(0.1, 0.1), (1., 1.), (10., 0.316)] and df.atlas.all()
+    plane = load_results(out/'plane'/'results.csv')                    # the plane: one table, the same numbers
+    assert list(zip(plane.beta2, plane.beta1)) == [(0.1, 0.1), (1., 1.), (3., 3.)] and set(plane.run_dir) == {'..'}
+    for k in ('rate_z2', 'psnr', 'is', 'acc_rbfsvm_mu2'): assert list(plane[k][:2]) == list(df[k][:2]), k
     for d in df.run_path:
         m = json.loads((Path(d)/'metrics.json').read_text())
         assert m['evaluated'] and m['atlas_point'] and {'is', 'mi_z2', 'acc_rbfsvm_mu2', 'psnr'} <= set(m)
@@ -151,10 +155,11 @@ def test_targets_for_a_plain_run_are_refused(tiny_done, tmp_path):
     r = evaluate_nb(tmp_path/'e.ipynb', ('run_dir', tiny_done[0]), ('targets', '[[5, 15]]'))
     assert r.returncode != 0 and 'rate targets without training need an atlas' in (tmp_path/'e.ipynb').read_text()
 
-def test_betas_for_a_plain_run_is_refused(tiny_done, tmp_path):
-    r = evaluate_nb(tmp_path/'e.ipynb', ('run_dir', tiny_done[0]), ('betas', '[[1, 1]]'))
+@pytest.mark.parametrize('param,value', [('betas', '[[1, 1]]'), ('plane', 'tiny')])
+def test_betas_for_a_plain_run_is_refused(tiny_done, tmp_path, param, value):
+    r = evaluate_nb(tmp_path/'e.ipynb', ('run_dir', tiny_done[0]), (param, value))
     assert r.returncode != 0 and 'is no atlas run' in (tmp_path/'e.ipynb').read_text()
-    assert not (tiny_done[0]/'points').exists()
+    assert not (tiny_done[0]/'points').exists() and not (tiny_done[0]/'plane').exists()
 
 def test_atlas_bench_smoke(tmp_path):
     "bench/atlas.py --smoke runs every stage (step timing, grid point, atlas, their evaluations), so it cannot rot."

@@ -100,6 +100,15 @@ def test_atlas_vs_grid(table, tmp_path):
     assert png.stat().st_size > 20_000 and not_blank(png)
     text = (out/'notebooks'/'t_atlas_vs_grid.ipynb').read_text()
     assert '4 points in both tables' in text and 'training compute: the atlas took' in text
+    from hit_nb.atlas_eval import evaluate_plane                          # a finer plane than the grid: 3 x 3
+    mid = float(np.sqrt(BETAS[0] * BETAS[1]))
+    plane = evaluate_plane(run_dir, [[b2, b1] for b2 in (BETAS[0], mid, BETAS[1]) for b1 in (BETAS[0], mid, BETAS[1])],
+                           classifier=clf, n_samples=500, workers=2, progress=False)
+    assert len(plane) == 9 and np.allclose(compare_points(load_results(points), plane).psnr_diff, 0)
+    done = render_all(table, out, prefix='p_', notebooks=(), atlas=run_dir/'plane'/'results.csv')
+    for name in ('p_atlas_vs_grid', 'p_atlas_plane', 'p_atlas_plane_landscapes'): assert not_blank(out/f'{name}.png')
+    assert '4 points in both tables (0 only in the grid, 5 only in the atlas)' in \
+        (out/'notebooks'/'p_atlas_vs_grid.ipynb').read_text()
     done = render_all(points, out, prefix='a_', notebooks=('fig3_rate_distortion', 'fig4_samples'))   # a paper figure
     assert sorted(done) == ['fig3_rate_distortion', 'fig4_samples'] and not_blank(out/'a_fig4_samples.png')  # of the
     assert 'of one rate atlas' in (out/'notebooks'/'a_fig3_rate_distortion.ipynb').read_text()  # atlas, as of a grid
