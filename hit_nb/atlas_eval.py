@@ -185,15 +185,14 @@ def _plane_point(p, n_samples, n_splits, seed, probes, standardize) -> tuple:
                       standardize, False)
 
 # %% ../nbs/18c_atlas_eval.ipynb #cb27aeed
-def _plane_done(path, settings:dict) -> dict:
-    "{point: row} of the rows.jsonl at `path` evaluated with `settings` (a line cut short by a kill is skipped)."
+def _plane_done(path, same:dict) -> dict:
+    "{point: row} of the rows.jsonl at `path` whose values of `same` agree (a line cut short by a kill is skipped)."
     done = {}
     if not path.is_file(): return done
     for line in path.read_text().splitlines():
         try: r = json.loads(line)
         except json.JSONDecodeError: continue
-        if all(r.get(k) == v for k, v in settings.items() if k != 'classifier'):
-            done[tuple(r['betas'])] = r
+        if all(r.get(k) == v for k, v in same.items()): done[tuple(r['betas'])] = r
     return done
 
 def _plane_row(cfg, am, p, res, extra) -> dict:
@@ -247,7 +246,9 @@ def evaluate_plane(run_dir,                 # a DONE atlas run directory (09b_tr
     folder = plane_dir(run_dir)
     folder.mkdir(exist_ok=True)
     log = folder/'rows.jsonl'
-    done = _plane_done(log, settings)
+    # rows of the same evaluation of the same training (an atlas trained again in this folder is evaluated again)
+    done = _plane_done(log, dict({k: v for k, v in settings.items() if k != 'classifier'},
+                                 train_seconds=am.get('train_seconds')))
     todo = [p for p in pts if p not in done]
     args = (n_samples, n_splits, seed, probes, standardize)
     bar = tqdm(total=len(pts), initial=len(pts) - len(todo), desc='atlas plane', unit='point',
