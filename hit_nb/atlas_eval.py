@@ -104,6 +104,19 @@ def write_point(run_dir,        # the atlas run directory (DONE)
     return d.path
 
 # %% ../nbs/18c_atlas_eval.ipynb #b01616de
+def _atlas_run(run_dir, param:str, fix:str) -> tuple:
+    "(RunDir, config) of the finished atlas run in `run_dir`; ConfigError naming `param` and `fix` otherwise."
+    run = RunDir(run_dir)
+    if not run.is_trained:
+        raise ConfigError(f"run_dir={str(run_dir)!r} is not a finished run (no DONE file): train "
+                          "it first, e.g. papermill nbs/train.ipynb out.ipynb -p atlas True -p "
+                          f"out_dir {run_dir}")
+    cfg = run.config
+    if not cfg.get('atlas'):
+        raise ConfigError(f"{param}: run_dir={str(run_dir)!r} is no atlas run (it was trained at the "
+                          f"betas {cfg['betas']}): {fix}, or give an atlas run")
+    return run, cfg
+
 def evaluate_atlas(run_dir,                 # a DONE atlas run directory (09b_train with atlas=True)
                    betas=None,              # the points, [[beta2, beta1], ...] (atlas_points; None: the demo grid)
                    classifier=None,         # domain classifier file for the IS (None: classifier_path(dataset, root))
@@ -119,15 +132,7 @@ def evaluate_atlas(run_dir,                 # a DONE atlas run directory (09b_tr
                   ):
     """Every metric of a grid run at each point of the atlas in
     `run_dir`: a run directory per point, and their table."""
-    run = RunDir(run_dir)
-    if not run.is_trained:
-        raise ConfigError(f"run_dir={str(run_dir)!r} is not a finished run (no DONE file): train "
-                          "it first, e.g. papermill nbs/train.ipynb out.ipynb -p atlas True -p "
-                          f"out_dir {run_dir}")
-    cfg = run.config
-    if not cfg.get('atlas'):
-        raise ConfigError(f"betas: run_dir={str(run_dir)!r} is no atlas run (it was trained at the "
-                          f"betas {cfg['betas']}): evaluate it without betas, or give an atlas run")
+    run, cfg = _atlas_run(run_dir, 'betas', 'evaluate it without betas')
     pts, settings = atlas_points(betas, cfg), eval_settings(n_samples, n_splits, seed, probes,
                                                             standardize, classifier)
     dev = resolve_device(device)
@@ -222,15 +227,7 @@ def evaluate_plane(run_dir,                 # a DONE atlas run directory (09b_tr
                   ) -> pd.DataFrame:
     """The landscape metrics of the atlas in `run_dir` at every point of
     `plane`: one results table, <run_dir>/plane/results.csv."""
-    run = RunDir(run_dir)
-    if not run.is_trained:
-        raise ConfigError(f"run_dir={str(run_dir)!r} is not a finished run (no DONE file): train "
-                          "it first, e.g. papermill nbs/train.ipynb out.ipynb -p atlas True -p "
-                          f"out_dir {run_dir}")
-    cfg = run.config
-    if not cfg.get('atlas'):
-        raise ConfigError(f"plane: run_dir={str(run_dir)!r} is no atlas run (it was trained at the "
-                          f"betas {cfg['betas']}): evaluate it with evaluate_run, or give an atlas run")
+    run, cfg = _atlas_run(run_dir, 'plane', 'evaluate it with evaluate_run')
     workers = check_integer('workers', workers, 1)
     threads = check_integer('threads', threads, 1)
     pts, settings = plane_points(plane, cfg), eval_settings(n_samples, n_splits, seed, probes,
