@@ -82,7 +82,7 @@ nbtest: $(STAMP)
 # that neither worker is left with one of them at the end
 LONG_TESTS = tests/test_sweep.py tests/test_wheel.py tests/test_ensemble.py tests/test_atlas.py
 pytest: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile --durations=15 $(LONG_TESTS) \
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile --durations=40 $(LONG_TESTS) \
 	    $(filter-out $(LONG_TESTS),$(sort $(wildcard tests/test_*.py)))
 
 test-slow: $(STAMP)

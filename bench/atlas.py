@@ -15,7 +15,7 @@ It also times one training step of each (alternating, medians): the conditioning
 
     python bench/atlas.py                 # E = 16 as the demo (about 3 minutes on a quiet core)
     python bench/atlas.py --epochs 4      # shorter
-    python bench/atlas.py --forms         # the conditioning networks of nbs/03a_atlas.ipynb compared (about 8 min)
+    python bench/atlas.py --forms         # the FiLM conditioning networks of nbs/03a_atlas.ipynb compared (about 8 min)
     python bench/atlas.py --plane         # the paper's 21 x 21 plane from one atlas (evaluate_plane, 2 workers)
 
 --plane times the whole plane instead: one grid point trained for E epochs and evaluated with the plane's metrics
@@ -143,7 +143,8 @@ def forms(epochs:int=48, hidden=(0, 16, 64), seeds=(2, 3), ref_epochs:int=16):
         for s in seeds:
             config.ATLAS_HIDDEN = h                                         # what make_config records for the run
             out = tmp/f'atlas-{h}-{s}'
-            train(progress=False, dataset='mnist5k', atlas=True, epochs=epochs, seed=s, out_dir=out, threads=1)
+            train(progress=False, dataset='mnist5k', atlas=True, atlas_gate=False, epochs=epochs, seed=s, out_dir=out,
+                  threads=1)                                                # the FiLM forms, as measured then
             atlas = load_run(out)[0]
             with torch.no_grad(): rows.append(dict(form=f'atlas, hidden {h}', seed=s,
                                                    points={b: at(conditioned(atlas, list(b)), b) for b in FORM_POINTS}))

@@ -133,12 +133,12 @@ def atlas_goals(atlas, rows:list, train_seconds:float, epochs:int, name:str, n_s
     from hit_nb.atlas import conditioned
     from hit_nb.atlas_eval import target_betas
     from hit_nb.data import load_dataset
-    from hit_nb.evaluate import _classifier, _stages
+    from hit_nb.evaluate import inception_classifier, evaluate_model
     data, out = load_dataset('mnist5k'), []
-    clf = _classifier(None, 'mnist5k', None, 'cpu')
+    clf = inception_classifier(None, 'mnist5k', None, 'cpu')
     for r in rows:
         p = [r['beta2'], r['beta1']]
-        a = _stages(conditioned(atlas, p), data, clf, n_samples, 5, 0, ('rbfsvm',), False, False)
+        a = evaluate_model(conditioned(atlas, p), data, clf, n_samples, 5, 0, ("rbfsvm",))
         eps = max(1., r['seed_spread'])
         want = [r['rate_z2'][0], r['rate_z1'][0]]                                  # seed 1's converged model
         d_want = r['loss'][0] - r['beta2'] * want[0] - r['beta1'] * want[1]

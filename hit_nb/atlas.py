@@ -12,8 +12,8 @@ from .models import HVAE, n_params
 from .losses import hit_loss
 
 # %% auto #0
-__all__ = ['PAPER_BETA_BOX', 'ATLAS_HIDDEN', 'check_beta_box', 'sample_betas', 'BetaFiLM', 'AtlasHVAE', 'AtlasAt', 'conditioned',
-           'conditioned_loss', 'atlas_loss']
+__all__ = ['PAPER_BETA_BOX', 'ATLAS_HIDDEN', 'GATE_START', 'check_beta_box', 'sample_betas', 'BetaNet', 'BetaFiLM', 'BetaGate',
+           'AtlasHVAE', 'AtlasAt', 'conditioned', 'conditioned_loss', 'atlas_loss']
 
 # %% ../nbs/03a_atlas.ipynb #62cd80b7
 PAPER_BETA_BOX = (0.1, 10.)   # the paper's grid spans 0.1 to 10 for each beta
@@ -53,10 +53,32 @@ def sample_betas(n:int,                # rows (images)
     return (lo + torch.rand(n, len(beta_box), generator=generator, device=device) * (hi - lo)).exp()
 
 # %% ../nbs/03a_atlas.ipynb #baef8a09
-# the conditioning network of an atlas run (09b_train): hidden units; 0 = affine (measured below)
+# the conditioning networks of an atlas run (09b_train): hidden units; 0 = affine (measured below)
 ATLAS_HIDDEN = 16
 
-class BetaFiLM(nn.Module):
+class BetaNet(nn.Module):
+    """An MLP (or affine map) of the log-betas standardised to
+    [-1, 1] over the box; its last layer is zero at init."""
+    def __init__(self,
+                 beta_box:list,   # [(lo, hi)] per layer, top first
+                 n_out:int,       # outputs
+                 hidden:int=ATLAS_HIDDEN, # units of its two hidden layers; 0: an affine map of the log-betas
+                ):
+        super().__init__()
+        self.register_buffer('log_lo', torch.tensor([math.log(lo) for lo, _ in beta_box]))
+        self.register_buffer('log_hi', torch.tensor([math.log(hi) for _, hi in beta_box]))
+        L = len(beta_box)
+        self.net = (nn.Sequential(nn.Linear(L, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                                  nn.Linear(hidden, n_out)) if hidden
+                    else nn.Sequential(nn.Linear(L, n_out)))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def unit(self, betas):
+        "A (batch, L) tensor of betas mapped to [-1, 1] per layer: the box's lo to -1, hi to +1."
+        return 2 * (betas.log() - self.log_lo) / (self.log_hi - self.log_lo) - 1
+
+class BetaFiLM(BetaNet):
     """Betas -> (scale, shift) per channel of every modulated
     layer, (1 + scale) * h + shift; the identity at init."""
     def __init__(self,
@@ -64,41 +86,52 @@ class BetaFiLM(nn.Module):
                  channels:list,   # channels (or features) of each modulated layer
                  hidden:int=ATLAS_HIDDEN, # units of its two hidden layers; 0: an affine map of the log-betas
                 ):
-        super().__init__()
-        self.register_buffer('log_lo', torch.tensor([math.log(lo) for lo, _ in beta_box]))
-        self.register_buffer('log_hi', torch.tensor([math.log(hi) for _, hi in beta_box]))
-        self.channels, L, n_out = list(channels), len(beta_box), 2 * sum(channels)
-        self.net = (nn.Sequential(nn.Linear(L, hidden), nn.SiLU(), nn.Linear(hidden, hidden),
-                                  nn.SiLU(),
-                                  nn.Linear(hidden, n_out)) if hidden
-                    else nn.Sequential(nn.Linear(L, n_out)))
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
+        super().__init__(beta_box, 2 * sum(channels), hidden)
+        self.channels = list(channels)
 
     def forward(self, betas):
         """[(scale, shift)] per modulated layer, each (batch,
         channels), for a (batch, L) tensor of betas."""
-        u = 2 * (betas.log() - self.log_lo) / (self.log_hi - self.log_lo) - 1
-        scale, shift = self.net(u).chunk(2, dim=1)
+        scale, shift = self.net(self.unit(betas)).chunk(2, dim=1)
         return list(zip(scale.split(self.channels, 1), shift.split(self.channels, 1)))
+
+# %% ../nbs/03a_atlas.ipynb #134d32d0
+GATE_START = math.log(0.1)   # v of every gate at initialisation: g = 1 - 0.1, nine tenths open
+
+class BetaGate(BetaNet):
+    "Betas -> a gate in [0, 1] per latent channel of every layer, ReLU(1 - exp(v)); 0.9 at init."
+    def __init__(self,
+                 beta_box:list,   # [(lo, hi)] per layer, top first
+                 channels:list,   # channels of each latent layer, top first
+                 hidden:int=ATLAS_HIDDEN, # units of its two hidden layers; 0: an affine map of the log-betas
+                ):
+        super().__init__(beta_box, sum(channels), hidden)
+        self.channels = list(channels)
+
+    def forward(self, betas):
+        "[gates] per latent layer, top first, each (batch, channels), for a (batch, L) tensor of betas."
+        v = self.net(self.unit(betas)) + GATE_START
+        return list((1 - v.clamp(max=0).exp()).split(self.channels, 1))   # = ReLU(1 - e^v), no overflow
 
 # %% ../nbs/03a_atlas.ipynb #60116c87
 class AtlasHVAE(nn.Module):
-    """A paper HVAE with the input of every ReLU FiLM-modulated
-    by the betas: one network for the whole beta box."""
+    """A paper HVAE with the input of every ReLU FiLM-modulated by the
+    betas, each latent channel gated: one network for the whole beta box."""
     def __init__(self,
                  base:HVAE,          # the paper's model (build_model), left as it is underneath
                  beta_box=None,      # the box the betas are drawn from (check_beta_box; None: [0.1, 10] each)
-                 hidden:int=ATLAS_HIDDEN, # the conditioning network: 2 hidden layers of `hidden` units; 0: affine
+                 hidden:int=ATLAS_HIDDEN, # the conditioning networks: 2 hidden layers of `hidden` units; 0: affine
+                 gate:bool=True,     # gate each latent channel's posterior towards its prior (BetaGate)
                 ):
         super().__init__()
-        self.base, self.beta_box, self._mods = base, check_beta_box(beta_box, base.n_layers), None
+        self.base, self.beta_box = base, check_beta_box(beta_box, base.n_layers)
+        self._mods = self._gates = None
         sites = [m for m in base.modules() if isinstance(m, nn.ReLU)]
         widths = [[] for _ in sites]
         probes = [m.register_forward_pre_hook(lambda m, a, w=w: w.append(a[0].shape[1])) for m,
                   w in zip(sites, widths)]
         try:
-            with torch.no_grad(): base(torch.zeros(1, *base.shape, device=base.device))
+            with torch.no_grad(): out = base(torch.zeros(1, *base.shape, device=base.device))
         finally:
             for h in probes: h.remove()
         if any(len(w) != 1 for w in widths):
@@ -107,6 +140,17 @@ class AtlasHVAE(nn.Module):
         self.film = BetaFiLM(self.beta_box, [w[0] for w in widths], hidden).to(base.device)
         for i, m in enumerate(sites):
             m.register_forward_pre_hook(lambda m, a, i=i: (self._modulate(i, a[0]),))
+        self.gate = (BetaGate(self.beta_box, [mu.shape[1] for mu, _ in out['q']], hidden).to(base.device)
+                     if gate else None)
+        if gate: base.posterior_gate = self._posterior_gate     # the base model's own passes call it
+
+    def _posterior_gate(self, i, q, p):
+        """Layer i's posterior moved towards its prior p (None: N(0, I)) by its gates g: p + g (q - p),
+        the prior a constant here (it learns from the rate alone, as in the base model)."""
+        g = self._gates[i]
+        g = g.view(*g.shape, *(1,) * (q[0].dim() - 2))
+        (mu, std), (mu_p, std_p) = q, ((p[0].detach(), p[1].detach()) if p is not None else (0., 1.))
+        return mu_p + g * (mu - mu_p), std_p + g * (std - std_p)
 
     def _modulate(self, i, h):
         if self._mods is None:
@@ -132,9 +176,10 @@ class AtlasHVAE(nn.Module):
     @contextmanager
     def at(self, betas):
         "Inside, the base model (yielded) runs conditioned on `betas`."
-        before, self._mods = self._mods, self.film(self.as_betas(betas))
+        before, b = (self._mods, self._gates), self.as_betas(betas)
+        self._mods, self._gates = self.film(b), (self.gate(b) if self.gate is not None else None)
         try: yield self.base
-        finally: self._mods = before
+        finally: self._mods, self._gates = before
 
     def forward(self, x, betas, generator=None):
         """The base model's forward pass with image i

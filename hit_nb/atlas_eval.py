@@ -20,7 +20,7 @@ from .runs import load_run, save_run_images
 from .probes import PROBES
 from .config import check_integer
 from .classifiers import load_classifier
-from .evaluate import evaluate_run, eval_settings, _stages, _classifier
+from .evaluate import evaluate_run, eval_settings, evaluate_model, inception_classifier
 from .grids import beta_grid, parse_targets
 from .results import results_table, write_results, TRAIN_COLS
 
@@ -186,7 +186,7 @@ def _plane_start(run_dir, classifier, root, device, threads):
 def _plane_point(p, n_samples, n_splits, seed, probes, standardize) -> tuple:
     "(p, every metric of the atlas at the point p) in a worker."
     s = _PLANE
-    return p, _stages(conditioned(s['atlas'], p), s['data'], s['clf'], n_samples, n_splits, seed, probes,
+    return p, evaluate_model(conditioned(s['atlas'], p), s['data'], s['clf'], n_samples, n_splits, seed, probes,
                       standardize, False)
 
 # %% ../nbs/18c_atlas_eval.ipynb #cb27aeed
@@ -236,7 +236,7 @@ def evaluate_plane(run_dir,                 # a DONE atlas run directory (09b_tr
     data = run_data(cfg, root)
     clf_path, extra = None, {}
     if data.labelled:
-        clf = _classifier(classifier, cfg['dataset'], root, dev, progress)
+        clf = inception_classifier(classifier, cfg['dataset'], root, dev, progress)
         clf_path = str(Path(clf.path).absolute())
         extra = dict(classifier_accuracy=float(clf.test_accuracy))
     extra.update(settings, classifier=clf_path)

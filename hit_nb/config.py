@@ -34,7 +34,8 @@ def run_name(cfg:dict) -> str:
     if cfg.get('atlas'):
         box = '-'.join(f"b{L - i}_{lo:.6g}-{hi:.6g}" for i, (lo, hi) in enumerate(cfg['beta_box']))
         what = f"{dataset_label(cfg['dataset'])}-{dataset_label(cfg['model'])}"
-        return f"{what}-atlas-{box}-e{cfg['epochs']}-s{cfg['seed']}"
+        form = '' if cfg.get('atlas_gate', ADDED_KEYS['atlas_gate']) else '-film'   # ungated: FiLM only
+        return f"{what}-atlas{form}-{box}-e{cfg['epochs']}-s{cfg['seed']}"
     ts = cfg.get('targets') or [None] * L
     bs = '-'.join(f"b{L - i}_{b:.6g}" if t is None else f"r{L - i}_{t:.6g}"
                   for i, (b, t) in enumerate(zip(cfg['betas'], ts)))
@@ -217,6 +218,7 @@ def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, s
                 fast_kernels:bool=False,  # CUDA: allow TF32 and autotuned cuDNN kernels (faster, not bit-reproducible)
                 atlas:bool=False,         # train one beta-conditioned model for the whole beta_box (03a_atlas)
                 beta_box:str|list=None,   # atlas: betas drawn per image from [lo, hi] (all layers) or one per layer
+                atlas_gate:bool=True,     # atlas: gate each latent channel towards its prior (False: FiLM only)
                 tensorboard:bool=True,    # write TensorBoard logs into <out_dir>/tb (08a_tensorboard)
                 tb_image_every:int=None,  # epochs between the image grids in the log (None: epochs // 10, at least 1)
                ) -> dict:
@@ -228,6 +230,7 @@ def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, s
     targets = _check_targets(target_rate_z2, target_rate_z1, target_rates, betas)
     if targets is not None: _check_control(rate_lr, beta_min, beta_max)
     box, betas = _check_atlas(atlas, beta_box, betas, targets)
+    if not isinstance(atlas_gate, bool): raise ConfigError(f"atlas_gate={atlas_gate!r}: must be True or False")
     if atlas and model not in MODELS:
         raise ConfigError(f"atlas=True with model={model!r}: the atlas conditions the paper's models (ghvae, lvae) "
                           "on the betas; train a model of your own at fixed betas or targets")
@@ -253,7 +256,8 @@ def make_config(dataset:str='mnist5k',    # mnist5k (bundled, offline), mnist, s
                root=None if root is None else str(root), threads=threads, targets=targets,
                rate_lr=float(rate_lr) if ctl else None, beta_min=float(beta_min) if ctl else None,
                beta_max=float(beta_max) if ctl else None, fast_kernels=fast_kernels, atlas=atlas,
-               beta_box=box, atlas_hidden=ATLAS_HIDDEN if atlas else None, tensorboard=tensorboard,
+               beta_box=box, atlas_hidden=ATLAS_HIDDEN if atlas else None,
+               atlas_gate=atlas and atlas_gate, tensorboard=tensorboard,
                tb_image_every=tb_image_every)
     cfg['out_dir'] = (str(out_dir) if out_dir not in (None, '')
                       else str(Path('runs') / run_name(cfg)))

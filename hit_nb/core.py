@@ -134,7 +134,7 @@ def is_locked(path) -> bool: # a lock file
 
 # %% ../nbs/00_core.ipynb #57f5086c
 # key -> the value runs written before the key existed had
-ADDED_KEYS = {'fast_kernels': False, 'atlas': False, 'likelihood': None}
+ADDED_KEYS = {'fast_kernels': False, 'atlas': False, 'likelihood': None, 'atlas_gate': False}
 
 # %% ../nbs/00_core.ipynb #132e62e4
 def dataset_label(dataset) -> str:

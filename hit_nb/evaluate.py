@@ -21,7 +21,8 @@ from .inception import inception_score, classify_samples
 from .probes import probe_metrics, PROBES
 
 # %% auto #0
-__all__ = ['STAGES', 'NEEDS_LABELS', 'EVAL_KEYS', 'posterior_table', 'bound_metrics', 'eval_settings', 'evaluate_run']
+__all__ = ['STAGES', 'NEEDS_LABELS', 'EVAL_KEYS', 'posterior_table', 'bound_metrics', 'inception_classifier', 'evaluate_model',
+           'eval_settings', 'evaluate_run']
 
 # %% ../nbs/15_evaluate.ipynb #b792eca5
 @torch.no_grad()
@@ -59,9 +60,14 @@ def bound_metrics(mi_top:float,    # I_q(y; z_L) of the top layer (z2 for L = 2)
             'label_entropy': float(label_entropy(h))}
 
 # %% ../nbs/15_evaluate.ipynb #e772ff8c
-def _classifier(classifier, dataset:str, root, dev, progress:bool=False):
-    """The IS classifier of `dataset` from file `classifier`, checked; None: its default file
-    under `root`, trained there first if it is missing."""
+def inception_classifier(classifier,          # its file, or None: the dataset's default file under `root`
+                         dataset:str,         # the dataset it must have been trained on
+                         root=None,           # the data folder (None: $HIT_NB_DATA or ~/.cache/hit_nb/data)
+                         dev='cpu',           # the device it runs on
+                         progress:bool=False, # a progress bar if the default one has to be trained
+                        ):
+    """The Inception Score's classifier of `dataset` from file `classifier`, checked; None: its
+    default file under `root`, trained there first if it is missing."""
     path = Path(classifier) if classifier is not None else classifier_path(dataset, root)
     if classifier is None and not path.is_file():
         print(f"hit_nb: no IS classifier for {dataset} at {path}: training the default one there (once; later "
@@ -79,8 +85,18 @@ STAGES = ('rates, distortion, PSNR', 'posteriors', 'I_q(y; z)', 'probes', 'Incep
 # what an evaluation of unlabelled images leaves out, as metrics.json says it
 NEEDS_LABELS = "probes, I_q(y; z), Meyen's bound, Inception Score: the dataset has no labels"
 
-def _stages(model, data, clf, n_samples, n_splits, seed, probes, standardize, progress) -> dict:
-    "Every metric of the paper for `model` on the test set of `data`, stage by stage (those without labels only)."
+def evaluate_model(model,                # an HVAE (or an atlas at one point: 03a_atlas.conditioned), in eval mode
+                   data,                 # its dataset (01_data.load_dataset)
+                   clf,                  # the IS classifier (inception_classifier)
+                   n_samples:int=10_000, # samples for the IS
+                   n_splits:int=5,       # IS splits (they must divide n_samples)
+                   seed:int=0,           # the evaluation's seed
+                   probes=PROBES,        # which probes to fit
+                   standardize:bool=False, # standardise probe features
+                   progress:bool=False,  # a progress bar over the stages
+                  ) -> dict:
+    """Every metric of the paper for `model` on the test set of `data`, stage by stage
+    (without labels: the rates, distortion and PSNR only); no files read or written."""
     bar = tqdm(total=len(STAGES) if data.labelled else 1, disable=not progress, desc='evaluate')
     def stage(i): bar.set_postfix_str(STAGES[i], refresh=True)
     res = {}
@@ -169,7 +185,7 @@ def evaluate_run(run_dir,                 # a DONE run directory (09b_train)
         root = root if root is not None else cfg.get('root')
         data = run_data(cfg, root)
         if data.labelled:
-            clf = _classifier(classifier, cfg['dataset'], root, dev, progress)
+            clf = inception_classifier(classifier, cfg['dataset'], root, dev, progress)
             acc, path = dict(classifier_accuracy=float(clf.test_accuracy)), str(Path(clf.path).absolute())
         else:
             if classifier is not None:
@@ -177,7 +193,7 @@ def evaluate_run(run_dir,                 # a DONE run directory (09b_train)
                                   "Inception Score is computed; leave classifier out")
             print(f"hit_nb: skipped {NEEDS_LABELS}", flush=True)
             clf, acc, path = None, {}, None
-        metrics.update(_stages(model, data, clf, n_samples, n_splits, seed, probes, standardize,
+        metrics.update(evaluate_model(model, data, clf, n_samples, n_splits, seed, probes, standardize,
                                progress),
                        **acc, **dict(settings, classifier=path), evaluated=True)
         if write:

@@ -109,6 +109,7 @@ def _point(cfg:dict,  # a configuration validated by make_config
     for k in TRAIN_KEYS:
         v = cfg[k] if cfg.get(k) is not None else args.get(k)
         if v is None or k in skip or (k in _SHARED and v == _DEFAULTS[k]): continue
+        if k == 'atlas_gate' and not cfg['atlas']: continue                 # read by atlas runs only
         p[k] = v
     if cfg['n_layers'] == 2: p.pop('betas', None)
     return p

@@ -92,6 +92,10 @@ class HVAE(nn.Module):
     @property
     def device(self): return next(self.parameters()).device
 
+    def posterior_gate(self, i, q, p):
+        "Layer i's posterior q = (mean, std) as sampled (p: its prior; None is N(0, I)): q itself."
+        return q
+
     def prior_params(self, i, z_above):
         "(mean, std) of p(z_l | z_{l+1}) for the i-th layer below the top, reshaped to c x 4 x 4."
         mu, std = gauss_params(self.prior[i](z_above.flatten(1)))
@@ -178,13 +182,13 @@ class GHVAE(HVAE):
 
     def infer(self, x, generator=None, sample=True):
         "Top-down inference: lists (z, q, p) top first; z are samples (or means when sample=False)."
-        mu, std = gauss_params(self.enc_top(x))
+        mu, std = self.posterior_gate(0, gauss_params(self.enc_top(x)), None)
         z = [mu + std * randn_like(mu, generator) if sample else mu]
         q, p = [(mu, std)], [None]
         for i, block in enumerate(self.enc):
-            mu, std = block(z[-1], x)
-            q.append((mu, std))
             p.append(self.prior_params(i, z[-1]))
+            mu, std = self.posterior_gate(i + 1, block(z[-1], x), p[-1])
+            q.append((mu, std))
             z.append(mu + std * randn_like(mu, generator) if sample else mu)
         return z, q, p
 
@@ -216,13 +220,14 @@ class LVAE(HVAE):
         """Bottom-up pass, then top-down sampling with the
         precision-weighted merge: lists (z, q, p), top first."""
         d1 = self.up(x)
-        mu2, std2 = gauss_params(self.enc_top(d1))
+        mu2, std2 = self.posterior_gate(0, gauss_params(self.enc_top(d1)), None)
         z2 = mu2 + std2 * randn_like(mu2, generator) if sample else mu2
         mu_p, std_p = self.prior_params(0, z2)
         mu_hat, v_hat = gauss_params(self.enc_z1(d1))           # v_hat is a variance
         var_p = std_p.square()
         mu1 = (mu_hat * var_p + mu_p * v_hat) / (v_hat + var_p)
         std1 = (v_hat * var_p / (v_hat + var_p)).sqrt()
+        mu1, std1 = self.posterior_gate(1, (mu1, std1), (mu_p, std_p))
         z1 = mu1 + std1 * randn_like(mu1, generator) if sample else mu1
         return [z2, z1], [(mu2, std2), (mu1, std1)], [None, (mu_p, std_p)]
 

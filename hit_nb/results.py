@@ -17,7 +17,8 @@ __all__ = ['TRAIN_COLS', 'ID_COLS', 'REQUIRED', 'LATENT_LABELS', 'PAPER_TABLE1',
 
 # %% ../nbs/18_results.ipynb #d4ebc69d
 TRAIN_COLS = ('batch_size', 'lr', 'sigma_x', 'warmup_epochs', 'rate_lr', 'beta_min', 'beta_max',
-              'fast_kernels', 'atlas', 'beta_box', 'atlas_hidden', 'likelihood')   # from config.json (beta_box: JSON)
+              'fast_kernels', 'atlas', 'beta_box', 'atlas_hidden', 'atlas_gate',
+              'likelihood')   # from config.json (beta_box: JSON)
 ID_COLS = ('run_dir', 'dataset', 'model', 'n_layers', 'beta2', 'beta1', 'epochs', 'seed',
            *TRAIN_COLS, 'status', 'reason')
 

@@ -89,7 +89,7 @@ def run_model(cfg:dict,  # a run's configuration (make_config, or a config.json)
     facts = dataset_facts(cfg['dataset'], setting(cfg, 'root'), setting(cfg, 'likelihood'))
     model = build_model(cfg['model'], cfg['dataset'], n_layers=cfg['n_layers'], sigma_x=cfg['sigma_x'],
                         shape=facts['shape'], likelihood=facts['likelihood'])
-    return (AtlasHVAE(model, cfg['beta_box'], hidden=cfg['atlas_hidden']) if cfg.get('atlas')
+    return (AtlasHVAE(model, cfg['beta_box'], hidden=cfg['atlas_hidden'], gate=setting(cfg, 'atlas_gate')) if cfg.get('atlas')
             else model)
 
 def load_run(run_dir,          # a run directory with config.json and checkpoint.pt

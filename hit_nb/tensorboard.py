@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from fastcore.script import call_parse
 from .core import EXIT_BAD_INPUT, read_json
+from .config import setting
 from .run_dir import trained_runs
 from .runs import run_images
 
@@ -208,7 +209,8 @@ def run_hparams(cfg:dict, # a run's config.json (an atlas point's: the point's b
     L, targets = cfg['n_layers'], cfg.get('targets') or [None] * cfg['n_layers']
     hp = {f'beta{L - i}' if t is None else f'target_rate_z{L - i}': float(b if t is None else t)
           for i, (b, t) in enumerate(zip(cfg['betas'], targets))}
-    kind = ('atlas point' if cfg.get('atlas_run') else 'atlas' if cfg.get('atlas') else
+    kind = ('atlas point' if cfg.get('atlas_run') else
+            ('atlas' if setting(cfg, 'atlas_gate') else 'atlas, FiLM only') if cfg.get('atlas') else
             'rate target' if any(t is not None for t in targets) else 'fixed betas')
     return dict(hp, run_kind=kind, dataset=cfg['dataset'], model=cfg['model'],
                 epochs=int(cfg['epochs']), seed=int(cfg['seed']))

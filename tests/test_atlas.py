@@ -26,7 +26,9 @@ def test_atlas_run_directory(atlas_done):
     assert (m['beta2'], m['beta1']) == (1., 1.) and len(m['history']) == 2
     model, cfg = load_run(out)
     assert type(model).__name__ == 'AtlasHVAE' and cfg['atlas_hidden'] == model.film.net[0].out_features
-    assert m['n_params'] > 122_713                           # the paper's model plus its conditioning network
+    from hit_nb.models import n_params
+    assert n_params(model.base) == 122_713 and model.gate is not None    # the paper's model, gated by default
+    assert m['n_params'] == n_params(model) == 122_713 + n_params(model.film) + n_params(model.gate)
     x = torch.rand(4, 1, 28, 28)
     with model.at([0.1, 0.1]) as a: lo = a.reconstruct(x)
     with model.at([10., 10.]) as a: hi = a.reconstruct(x)
@@ -81,8 +83,9 @@ def test_atlas_through_papermill(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads((out/'metrics.json').read_text())
     assert m['status'] == 'done' and m['atlas'] and m['beta_box'] == [[0.3, 3.], [0.3, 3.]]
+    assert json.loads((out/'config.json').read_text())['atlas_gate'] is True          # gated by default
     assert abs(m['beta2'] - 3 ** 0.5 * 0.3 ** 0.5) < 1e-12      # evaluated at the box's geometric centre
-    assert 'atlas, betas drawn from' in (tmp_path/'out.ipynb').read_text()
+    assert 'betas drawn from' in (tmp_path/'out.ipynb').read_text()
 
 @pytest.fixture(scope='module')
 def clf(tmp_path_factory):
