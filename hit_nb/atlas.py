@@ -12,8 +12,8 @@ from .models import HVAE, n_params
 from .losses import hit_loss
 
 # %% auto #0
-__all__ = ['PAPER_BETA_BOX', 'ATLAS_HIDDEN', 'GATE_START', 'check_beta_box', 'sample_betas', 'BetaNet', 'BetaFiLM', 'BetaGate',
-           'AtlasHVAE', 'AtlasAt', 'conditioned', 'conditioned_loss', 'atlas_loss']
+__all__ = ['PAPER_BETA_BOX', 'ATLAS_HIDDEN', 'GATE_START', 'PRIOR_STD_FLOOR', 'check_beta_box', 'sample_betas', 'BetaNet',
+           'BetaFiLM', 'BetaGate', 'AtlasHVAE', 'AtlasAt', 'conditioned', 'conditioned_loss', 'atlas_loss']
 
 # %% ../nbs/03a_atlas.ipynb #62cd80b7
 PAPER_BETA_BOX = (0.1, 10.)   # the paper's grid spans 0.1 to 10 for each beta
@@ -97,6 +97,7 @@ class BetaFiLM(BetaNet):
 
 # %% ../nbs/03a_atlas.ipynb #134d32d0
 GATE_START = math.log(0.1)   # v of every gate at initialisation: g = 1 - 0.1, nine tenths open
+PRIOR_STD_FLOOR = 1e-3       # added to every prior std of a gated atlas: a shut channel's prior cannot collapse to 0
 
 class BetaGate(BetaNet):
     "Betas -> a gate in [0, 1] per latent channel of every layer, ReLU(1 - exp(v)); 0.9 at init."
@@ -142,7 +143,12 @@ class AtlasHVAE(nn.Module):
             m.register_forward_pre_hook(lambda m, a, i=i: (self._modulate(i, a[0]),))
         self.gate = (BetaGate(self.beta_box, [mu.shape[1] for mu, _ in out['q']], hidden).to(base.device)
                      if gate else None)
-        if gate: base.posterior_gate = self._posterior_gate     # the base model's own passes call it
+        if gate: base.posterior_gate, base.prior_params = self._posterior_gate, self._prior_params   # its passes call them
+
+    def _prior_params(self, i, z_above):
+        "The base model's prior p(z_l | z_{l+1}) with PRIOR_STD_FLOOR added to its std (a gated atlas)."
+        mu, std = type(self.base).prior_params(self.base, i, z_above)
+        return mu, std + PRIOR_STD_FLOOR
 
     def _posterior_gate(self, i, q, p):
         """Layer i's posterior moved towards its prior p (None: N(0, I)) by its gates g: p + g (q - p),
