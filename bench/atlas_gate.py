@@ -8,6 +8,8 @@ log-uniform on the box, one torch thread), checkpointing every 25 epochs into --
   --decay_from E     a cosine learning-rate decay from epoch E to lr/100 at the end,
   --start_from CK    a first start from another run's checkpoint (e.g. a longer run from a shorter one's weights),
   --film             the FiLM-only atlas (gate=False),
+  --stop             the prior a constant inside the gate (the gradient of the gated posterior does not reach it),
+  --seed S           another seed (default 2),
   --straight_through a shut gate (v > 0) passes the gradient of 1 - v (slope -1, as at v = 0) instead of none, so
                      that it can reopen,
 then evaluates the yardstick's goals (loss within eps at the 9 points, the separate models' rates reached at no worse
@@ -48,6 +50,15 @@ def straight_through(gate):
         return list((g + v.relu().detach()).split(gate.channels, 1))   # ... and its value is put back to 0
     gate.forward = forward
 
+def with_stop(atlas):
+    "Stop the gradient of `atlas`'s gated posteriors at the prior (the library lets it through)."
+    def gate(i, q, p):
+        g = atlas._gates[i]
+        g = g.view(*g.shape, *(1,) * (q[0].dim() - 2))
+        (mu, std), (mu_p, std_p) = q, ((p[0].detach(), p[1].detach()) if p is not None else (0., 1.))
+        return mu_p + g * (mu - mu_p), std_p + g * (std - std_p)
+    atlas.base.posterior_gate = gate
+
 def lr_at(epoch:int, epochs:int, lr:float, decay_from:int=None) -> float:
     "Constant `lr`, or from epoch `decay_from` a cosine down to lr / 100 at the end."
     if decay_from is None or epoch < decay_from: return lr
@@ -55,13 +66,14 @@ def lr_at(epoch:int, epochs:int, lr:float, decay_from:int=None) -> float:
     return lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
 
 def train_gated(out:Path, epochs:int, seed:int=2, batch_size:int=128, lr:float=1e-3, every:int=25, box=None,
-                decay_from:int=None, start_from:Path=None, gate:bool=True, through:bool=False) -> tuple:
+                decay_from:int=None, start_from:Path=None, gate:bool=True, through:bool=False, stop:bool=False) -> tuple:
     """Train (or resume) the atlas in `out` (betas drawn from `box`, None: [0.1, 10]^2; a cosine lr decay from epoch
     `decay_from`; a first start from the checkpoint `start_from`); (model, training seconds)."""
     torch.manual_seed(seed)
     data = load_dataset('mnist5k')
     model = AtlasHVAE(build_model('ghvae', 'mnist5k'), box, gate=gate)
     if through: straight_through(model.gate)
+    if stop: with_stop(model)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     ck, start, secs = out/'checkpoint.pt', 0, 0.
     src = ck if ck.is_file() else start_from
@@ -94,6 +106,8 @@ def main(argv=None):
     p.add_argument('--decay_from', type=int, help='cosine learning-rate decay from this epoch to lr/100 at the end')
     p.add_argument('--start_from', help='a first start from this checkpoint (e.g. another run at fewer epochs)')
     p.add_argument('--film', action='store_true', help='the FiLM-only atlas (no gates)')
+    p.add_argument('--stop', action='store_true', help="stop the gated posterior's gradient at the prior")
+    p.add_argument('--seed', type=int, default=2, help='seed of the weights, the betas and the data order')
     p.add_argument('--straight_through', action='store_true', help='shut gates pass a gradient (they can reopen)')
     p.add_argument('--smoke', action='store_true', help='2 epochs, goals on a copy of seed 1 as seed 2 if need be')
     p.add_argument('--json', help='also write the goals to this file')
@@ -103,7 +117,7 @@ def main(argv=None):
     print(f"1 torch thread, load average {os.getloadavg()[0]:.2f} at start", flush=True)
     model, secs = train_gated(out, 2 if a.smoke else a.epochs, box=a.box, decay_from=a.decay_from,
                               start_from=a.start_from and Path(a.start_from), gate=not a.film,
-                              through=a.straight_through)
+                              through=a.straight_through, stop=a.stop, seed=a.seed)
     rows = yardstick.summary(Path(a.curves), False)
     g = yardstick.atlas_goals(model, rows, train_seconds=secs, epochs=2 if a.smoke else a.epochs, name=str(out),
                               n_samples=200 if a.smoke else 2000)

@@ -143,7 +143,8 @@ class AtlasHVAE(nn.Module):
             m.register_forward_pre_hook(lambda m, a, i=i: (self._modulate(i, a[0]),))
         self.gate = (BetaGate(self.beta_box, [mu.shape[1] for mu, _ in out['q']], hidden).to(base.device)
                      if gate else None)
-        if gate: base.posterior_gate, base.prior_params = self._posterior_gate, self._prior_params   # its passes call them
+        if gate:                                                   # the base model's own passes call them
+            base.posterior_gate, base.prior_params = self._posterior_gate, self._prior_params
 
     def _prior_params(self, i, z_above):
         "The base model's prior p(z_l | z_{l+1}) with PRIOR_STD_FLOOR added to its std (a gated atlas)."
@@ -151,11 +152,10 @@ class AtlasHVAE(nn.Module):
         return mu, std + PRIOR_STD_FLOOR
 
     def _posterior_gate(self, i, q, p):
-        """Layer i's posterior moved towards its prior p (None: N(0, I)) by its gates g: p + g (q - p),
-        the prior a constant here (it learns from the rate alone, as in the base model)."""
+        "Layer i's posterior moved towards its prior p (None: N(0, I)) by its gates g: p + g (q - p)."
         g = self._gates[i]
         g = g.view(*g.shape, *(1,) * (q[0].dim() - 2))
-        (mu, std), (mu_p, std_p) = q, ((p[0].detach(), p[1].detach()) if p is not None else (0., 1.))
+        (mu, std), (mu_p, std_p) = q, (p if p is not None else (0., 1.))
         return mu_p + g * (mu - mu_p), std_p + g * (std - std_p)
 
     def _modulate(self, i, h):
