@@ -3,11 +3,7 @@
 training does not offer, and set against the converged yardstick (bench/yardstick.py).
 
 It trains the atlas of the two-layer GHVAE on mnist5k with the atlas preset (batch 128, Adam at 1e-3, each image's betas
-log-uniform on the box, one torch thread), checkpointing every 25 epochs into --out (a rerun resumes), optionally
-  --box LO HI        betas drawn from [LO, HI]^2 instead of [0.1, 10]^2 (training support beyond the evaluated box),
-  --decay_from E     a cosine learning-rate decay from epoch E to lr/100 at the end,
-  --start_from CK    a first start from another run's checkpoint (e.g. a longer run from a shorter one's weights),
-  --film             the FiLM-only atlas (gate=False),
+log-uniform on [0.1, 10]^2, one torch thread), checkpointing every 25 epochs into --out (a rerun resumes), optionally
   --stop             the prior a constant inside the gate (the gradient of the gated posterior does not reach it),
   --seed S           another seed (default 2),
   --straight_through a shut gate (v > 0) passes the gradient of 1 - v (slope -1, as at v = 0) instead of none, so
@@ -19,10 +15,10 @@ distortion, (10, 10) switched off, mu2 against Meyen's bound):
     python bench/atlas_gate.py --smoke             # seconds
 
 With the default settings it trains what `hit_train --atlas --epochs 1500 --threads 1` trains; the library's run adds
-resume, logs and evaluation, this script the options above. Checkpoints written before the gates moved into the library
+resume, logs and evaluation, this script the variants above. Checkpoints written before the gates moved into the library
 (keys gate_net.*) are read too.
 """
-import argparse, json, math, os, sys, time
+import argparse, json, os, sys, time
 from pathlib import Path
 import torch
 try: import hit_nb
@@ -52,38 +48,25 @@ def straight_through(gate):
 
 def with_stop(atlas):
     "Stop the gradient of `atlas`'s gated posteriors at the prior (the library lets it through)."
-    def gate(i, q, p):
-        g = atlas._gates[i]
-        g = g.view(*g.shape, *(1,) * (q[0].dim() - 2))
-        (mu, std), (mu_p, std_p) = q, ((p[0].detach(), p[1].detach()) if p is not None else (0., 1.))
-        return mu_p + g * (mu - mu_p), std_p + g * (std - std_p)
-    atlas.base.posterior_gate = gate
+    gate = atlas._posterior_gate
+    atlas.base.posterior_gate = lambda i, q, p: gate(i, q, None if p is None else (p[0].detach(), p[1].detach()))
 
-def lr_at(epoch:int, epochs:int, lr:float, decay_from:int=None) -> float:
-    "Constant `lr`, or from epoch `decay_from` a cosine down to lr / 100 at the end."
-    if decay_from is None or epoch < decay_from: return lr
-    t = (epoch - decay_from) / max(1, epochs - decay_from)
-    return lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
-
-def train_gated(out:Path, epochs:int, seed:int=2, batch_size:int=128, lr:float=1e-3, every:int=25, box=None,
-                decay_from:int=None, start_from:Path=None, gate:bool=True, through:bool=False, stop:bool=False) -> tuple:
-    """Train (or resume) the atlas in `out` (betas drawn from `box`, None: [0.1, 10]^2; a cosine lr decay from epoch
-    `decay_from`; a first start from the checkpoint `start_from`); (model, training seconds)."""
+def train_gated(out:Path, epochs:int, seed:int=2, batch_size:int=128, lr:float=1e-3, every:int=25, through:bool=False,
+                stop:bool=False) -> tuple:
+    "Train (or resume) the gated atlas in `out` (with the variants `through`, `stop`); (model, training seconds)."
     torch.manual_seed(seed)
     data = load_dataset('mnist5k')
-    model = AtlasHVAE(build_model('ghvae', 'mnist5k'), box, gate=gate)
+    model = AtlasHVAE(build_model('ghvae', 'mnist5k'))
     if through: straight_through(model.gate)
     if stop: with_stop(model)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     ck, start, secs = out/'checkpoint.pt', 0, 0.
-    src = ck if ck.is_file() else start_from
-    if src is not None:
-        s = torch.load(src, weights_only=False)
+    if ck.is_file():
+        s = torch.load(ck, weights_only=False)
         model.load_state_dict(library_keys(s['model'])); opt.load_state_dict(s['optimizer'])
         start, secs = s['epoch'], s['seconds']; torch.set_rng_state(s['rng'])
     model.train()
     for e in range(start, epochs):
-        for g in opt.param_groups: g['lr'] = lr_at(e, epochs, lr, decay_from)
         t0 = time.perf_counter()
         for x, _ in data.batches('train', batch_size):
             loss = atlas_loss(model, x)['loss']
@@ -102,10 +85,6 @@ def main(argv=None):
     p.add_argument('--epochs', type=int, default=1500, help='epochs of the atlas')
     p.add_argument('--out', default='runs/bench/atlas-gate', help='its checkpoint folder')
     p.add_argument('--curves', default='bench/results/yardstick-mnist5k', help="the yardstick's curves")
-    p.add_argument('--box', type=float, nargs=2, help='train on [LO, HI] for both betas (default 0.1 10)')
-    p.add_argument('--decay_from', type=int, help='cosine learning-rate decay from this epoch to lr/100 at the end')
-    p.add_argument('--start_from', help='a first start from this checkpoint (e.g. another run at fewer epochs)')
-    p.add_argument('--film', action='store_true', help='the FiLM-only atlas (no gates)')
     p.add_argument('--stop', action='store_true', help="stop the gated posterior's gradient at the prior")
     p.add_argument('--seed', type=int, default=2, help='seed of the weights, the betas and the data order')
     p.add_argument('--straight_through', action='store_true', help='shut gates pass a gradient (they can reopen)')
@@ -115,9 +94,7 @@ def main(argv=None):
     torch.set_num_threads(1); tune_malloc()
     out = Path(a.out + ('-smoke' if a.smoke else '')); out.mkdir(parents=True, exist_ok=True)
     print(f"1 torch thread, load average {os.getloadavg()[0]:.2f} at start", flush=True)
-    model, secs = train_gated(out, 2 if a.smoke else a.epochs, box=a.box, decay_from=a.decay_from,
-                              start_from=a.start_from and Path(a.start_from), gate=not a.film,
-                              through=a.straight_through, stop=a.stop, seed=a.seed)
+    model, secs = train_gated(out, 2 if a.smoke else a.epochs, seed=a.seed, through=a.straight_through, stop=a.stop)
     rows = yardstick.summary(Path(a.curves), False)
     g = yardstick.atlas_goals(model, rows, train_seconds=secs, epochs=2 if a.smoke else a.epochs, name=str(out),
                               n_samples=200 if a.smoke else 2000)
